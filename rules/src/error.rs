@@ -1,0 +1,39 @@
+use thiserror::Error;
+
+/// Everything that can go wrong in the engine: an event that cannot be read, or a rule that
+/// cannot be compiled. Messages name the field or rule at fault.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Error {
+    #[error("event is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("event is not a JSON object")]
+    NotObject,
+    #[error("event is missing required field `{0}`")]
+    MissingField(&'static str),
+    #[error("event field `{field}` must be {expected}")]
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+    },
+    #[error("event field `timestamp` is not a valid time: {0}")]
+    InvalidTimestamp(String),
+    #[error("rule `{rule_id}` is invalid: {reason}")]
+    InvalidRule { rule_id: String, reason: String },
+    #[error("rule pack is invalid: {0}")]
+    InvalidPack(String),
+}
+
+impl Error {
+    /// A short, stable code for dead-letter rows and metric labels.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::NotJson(_) => "not_json",
+            Error::NotObject => "not_object",
+            Error::MissingField(_) => "missing_field",
+            Error::WrongType { .. } => "wrong_type",
+            Error::InvalidTimestamp(_) => "invalid_timestamp",
+            Error::InvalidRule { .. } => "invalid_rule",
+            Error::InvalidPack(_) => "invalid_pack",
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The LLM request event, as gateways publish it in FlagWise's Kafka message schema.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+use crate::error::Error as EventError;
+
+/// Where an event was read from; used to derive a stable id for events that carry none, so a
+/// replay of the same message yields the same id.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// One LLM request as seen by the gateway.
+///
+/// Required fields follow FlagWise (`timestamp`, `src_ip`, `provider`, `model`, `prompt`);
+/// everything else is optional, and fields Flagstream does not know are kept in `extra`
+/// rather than dropped, so nothing the gateway sent is lost.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    pub id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub timestamp: OffsetDateTime,
+    pub src_ip: IpAddr,
+    pub provider: String,
+    pub model: String,
+    pub prompt: String,
+    /// FlagWise drops the response; a leak is as likely in what the model says as in what it
+    /// was asked, so Flagstream keeps it. A response object is kept as its JSON text.
+    pub response: Option<String>,
+    pub endpoint: Option<String>,
+    pub method: Option<String>,
+    pub headers: Option<Map<String, Value>>,
+    pub duration_ms: Option<u64>,
+    pub status_code: Option<u16>,
+    pub extra: Map<String, Value>,
+}
+
+impl Event {
+    /// Parses one Kafka message value. `origin` supplies the id when the message has none.
+    pub fn parse(bytes: &[u8], origin: Option<Origin<'_>>) -> Result<Event, EventError> {
+        let value: Value =
+            serde_json::from_slice(bytes).map_err(|e| EventError::NotJson(e.to_string()))?;
+        let Value::Object(mut obj) = value else {
+            return Err(EventError::NotObject);
+        };
+        let id = match obj.remove("id") {
+            None | Some(Value::Null) => match origin {
+                Some(o) => format!("{}/{}/{}", o.topic, o.partition, o.offset),
+                None => return Err(EventError::MissingField("id")),
+            },
+            Some(Value::String(s)) if !s.trim().is_empty() => s,
+            Some(Value::Number(n)) => n.to_string(),
+            Some(_) => return Err(wrong("id", "a non-empty string")),
+        };
+        let timestamp = parse_timestamp(required(&mut obj, "timestamp")?)?;
+        let src_ip = required_string(&mut obj, "src_ip")?;
+        let src_ip = src_ip
+            .trim()
+            .parse()
+            .map_err(|_| wrong("src_ip", "an IPv4 or IPv6 address"))?;
+        let provider = required_string(&mut obj, "provider")?;
+        let model = required_string(&mut obj, "model")?;
+        let prompt = match required(&mut obj, "prompt")? {
+            Value::String(s) => s,
+            _ => return Err(wrong("prompt", "a string")),
+        };
+        let response = match obj.remove("response") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s),
+            Some(other) => Some(other.to_string()),
+        };
+        Ok(Event {
+            id,
+            timestamp,
+            src_ip,
+            provider,
+            model,
+            prompt,
+            response,
+            endpoint: optional_string(&mut obj, "endpoint")?,
+            method: optional_string(&mut obj, "method")?,
+            headers: parse_headers(obj.remove("headers"))?,
+            duration_ms: optional_uint(&mut obj, "duration_ms")?,
+            status_code: optional_uint(&mut obj, "status_code")?
+                .map(u16::try_from)
+                .transpose()
+                .map_err(|_| wrong("status_code", "an HTTP status code"))?,
+            extra: obj,
+        })
+    }
+}
+
+fn wrong(field: &'static str, expected: &'static str) -> EventError {
+    EventError::WrongType { field, expected }
+}
+
+fn required(obj: &mut Map<String, Value>, field: &'static str) -> Result<Value, EventError> {
+    match obj.remove(field) {
+        None | Some(Value::Null) => Err(EventError::MissingField(field)),
+        Some(v) => Ok(v),
+    }
+}
+
+fn required_string(obj: &mut Map<String, Value>, field: &'static str) -> Result<String, EventError> {
+    match required(obj, field)? {
+        Value::String(s) if !s.trim().is_empty() => Ok(s),
+        Value::String(_) => Err(EventError::MissingField(field)),
+        _ => Err(wrong(field, "a string")),
+    }
+}
+
+fn optional_string(
+    obj: &mut Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<String>, EventError> {
+    match obj.remove(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(wrong(field, "a string")),
+    }
+}
+
+fn optional_uint(obj: &mut Map<String, Value>, field: &'static str) -> Result<Option<u64>, EventError> {
+    match obj.remove(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match (n.as_u64(), n.as_f64()) {
+            (Some(u), _) => Ok(Some(u)),
+            // Gateways written in JavaScript send durations like 812.4.
+            (None, Some(f)) if f.is_finite() && f >= 0.0 && f < u64::MAX as f64 => {
+                Ok(Some(f.round() as u64))
+            }
+            _ => Err(wrong(field, "a non-negative number")),
+        },
+        Some(_) => Err(wrong(field, "a non-negative number")),
+    }
+}
+
+/// FlagWise gateways send headers either as an object or as a JSON string holding one.
+fn parse_headers(value: Option<Value>) -> Result<Option<Map<String, Value>>, EventError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map)),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => match serde_json::from_str(&s) {
+            Ok(Value::Object(map)) => Ok(Some(map)),
+            _ => Err(wrong("headers", "an object or a JSON string holding one")),
+        },
+        Some(_) => Err(wrong("headers", "an object or a JSON string holding one")),
+    }
+}
+
+/// Epoch values at or above this are milliseconds: as seconds they would be past year 5000.
+const EPOCH_MILLIS_FROM: f64 = 1e11;
+
+fn parse_timestamp(value: Value) -> Result<OffsetDateTime, EventError> {
+    let invalid = |v: &Value| EventError::InvalidTimestamp(truncate(&v.to_string(), 64));
+    match &value {
+        Value::Number(n) => {
+            let secs = n.as_f64().ok_or_else(|| invalid(&value))?;
+            let nanos = if secs.abs() >= EPOCH_MILLIS_FROM {
+                secs * 1e6
+            } else {
+                secs * 1e9
+            };
+            if !nanos.is_finite() {
+                return Err(invalid(&value));
+            }
+            OffsetDateTime::from_unix_timestamp_nanos(nanos as i128).map_err(|_| invalid(&value))
+        }
+        Value::String(s) => parse_timestamp_str(s.trim()).ok_or_else(|| invalid(&value)),
+        _ => Err(wrong("timestamp", "an RFC 3339 string or epoch seconds/milliseconds")),
+    }
+}
+
+/// RFC 3339 with an offset, or the same without one (Python's `isoformat()` of a naive
+/// datetime, with `T` or a space), which is taken as UTC.
+fn parse_timestamp_str(s: &str) -> Option<OffsetDateTime> {
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Some(t);
+    }
+    let naive = format_description!(
+        version = 2,
+        "[year]-[month]-[day][first [T] [t] [ ]][hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
+    PrimitiveDateTime::parse(s, naive).ok().map(PrimitiveDateTime::assume_utc)
+}
+
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
