@@ -204,3 +204,129 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
     }
     format!("{}…", &s[..end])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Error;
+
+    const ORIGIN: Origin<'static> = Origin {
+        topic: "llm-traffic-logs",
+        partition: 3,
+        offset: 42,
+    };
+
+    fn parse(json: &str) -> Result<Event, Error> {
+        Event::parse(json.as_bytes(), Some(ORIGIN))
+    }
+
+    fn base(extra: &str) -> String {
+        format!(
+            r#"{{"timestamp":"2026-03-01T12:00:00Z","src_ip":"10.1.2.3","provider":"openai","model":"gpt-4o","prompt":"hi"{extra}}}"#
+        )
+    }
+
+    #[test]
+    fn timestamps_in_every_accepted_form_parse_to_the_same_instant() {
+        let expected = OffsetDateTime::from_unix_timestamp(1_772_366_400).unwrap();
+        for ts in [
+            r#""2026-03-01T12:00:00Z""#,
+            r#""2026-03-01T12:00:00+00:00""#,
+            r#""2026-03-01T13:00:00+01:00""#,
+            r#""2026-03-01T12:00:00""#,
+            r#""2026-03-01 12:00:00""#,
+            r#""2026-03-01T12:00:00.000000""#,
+            "1772366400",
+            "1772366400000",
+            "1772366400.0",
+        ] {
+            let json = format!(
+                r#"{{"timestamp":{ts},"src_ip":"::1","provider":"p","model":"m","prompt":""}}"#
+            );
+            let event = parse(&json).unwrap_or_else(|e| panic!("{ts}: {e}"));
+            assert_eq!(event.timestamp, expected, "{ts}");
+        }
+    }
+
+    #[test]
+    fn malformed_events_are_refused_with_an_error_naming_the_field() {
+        let cases: &[(&str, Error)] = &[
+            ("not json", Error::NotJson(String::new())),
+            ("[1,2]", Error::NotObject),
+            (
+                r#"{"src_ip":"10.0.0.1","provider":"p","model":"m","prompt":""}"#,
+                Error::MissingField("timestamp"),
+            ),
+            (
+                r#"{"timestamp":"2026-03-01T12:00:00Z","provider":"p","model":"m","prompt":""}"#,
+                Error::MissingField("src_ip"),
+            ),
+            (
+                r#"{"timestamp":"2026-03-01T12:00:00Z","src_ip":"10.0.0.1","provider":"p","model":"m"}"#,
+                Error::MissingField("prompt"),
+            ),
+            (
+                r#"{"timestamp":"2026-03-01T12:00:00Z","src_ip":"10.0.0.1","provider":"","model":"m","prompt":""}"#,
+                Error::MissingField("provider"),
+            ),
+            (
+                r#"{"timestamp":"2026-03-01T12:00:00Z","src_ip":"10.0.0.1","provider":"p","model":7,"prompt":""}"#,
+                Error::WrongType { field: "model", expected: "a string" },
+            ),
+            (
+                r#"{"timestamp":"2026-03-01T12:00:00Z","src_ip":"version 1.2","provider":"p","model":"m","prompt":""}"#,
+                Error::WrongType { field: "src_ip", expected: "an IPv4 or IPv6 address" },
+            ),
+            (
+                r#"{"timestamp":"yesterday","src_ip":"10.0.0.1","provider":"p","model":"m","prompt":""}"#,
+                Error::InvalidTimestamp(String::new()),
+            ),
+            (
+                r#"{"timestamp":"2026-03-01T12:00:00Z","src_ip":"10.0.0.1","provider":"p","model":"m","prompt":"","status_code":70000}"#,
+                Error::WrongType { field: "status_code", expected: "an HTTP status code" },
+            ),
+            (
+                r#"{"timestamp":"2026-03-01T12:00:00Z","src_ip":"10.0.0.1","provider":"p","model":"m","prompt":"","headers":"[1]"}"#,
+                Error::WrongType { field: "headers", expected: "an object or a JSON string holding one" },
+            ),
+            (
+                r#"{"timestamp":"2026-03-01T12:00:00Z","src_ip":"10.0.0.1","provider":"p","model":"m","prompt":"","duration_ms":-4}"#,
+                Error::WrongType { field: "duration_ms", expected: "a non-negative number" },
+            ),
+        ];
+        for (json, expected) in cases {
+            let err = parse(json).expect_err(json);
+            assert_eq!(err.code(), expected.code(), "{json}: {err}");
+            if !matches!(expected, Error::NotJson(_) | Error::InvalidTimestamp(_)) {
+                assert_eq!(&err, expected, "{json}");
+            }
+        }
+    }
+
+    #[test]
+    fn id_is_kept_when_given_and_derived_from_the_origin_when_absent() {
+        let given = parse(&base(r#","id":"b7e1c1de-8a4e-4d47-9a3e-0f3f1b1f9c11""#)).unwrap();
+        assert_eq!(given.id, "b7e1c1de-8a4e-4d47-9a3e-0f3f1b1f9c11");
+        let free_form = parse(&base(r#","id":"req_01HX""#)).unwrap();
+        assert_eq!(free_form.id, "req_01HX");
+        let derived = parse(&base("")).unwrap();
+        assert_eq!(derived.id, "llm-traffic-logs/3/42");
+        assert_eq!(parse(&base("")).unwrap().id, derived.id, "derivation is stable");
+    }
+
+    #[test]
+    fn optional_fields_headers_response_and_unknown_fields_are_kept() {
+        let event = parse(&base(
+            r#","endpoint":"/v1/chat/completions","method":"POST","headers":"{\"x-user\":\"ana\"}","duration_ms":812.4,"status_code":200,"response":{"choices":[]},"team":"payments""#,
+        ))
+        .unwrap();
+        assert_eq!(event.endpoint.as_deref(), Some("/v1/chat/completions"));
+        assert_eq!(event.method.as_deref(), Some("POST"));
+        assert_eq!(event.headers.unwrap()["x-user"], "ana");
+        assert_eq!(event.duration_ms, Some(812));
+        assert_eq!(event.status_code, Some(200));
+        assert_eq!(event.response.as_deref(), Some(r#"{"choices":[]}"#));
+        assert_eq!(event.extra["team"], "payments");
+        assert_eq!(event.extra.len(), 1);
+    }
+}

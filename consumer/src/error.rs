@@ -1,0 +1,17 @@
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("topic `{0}` does not exist on the broker")]
+    MissingTopic(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("rules: {0}")]
+    Rules(#[from] flagstream_rules::Error),
+    #[error("evaluation worker failed: {0}")]
+    Worker(String),
+}
