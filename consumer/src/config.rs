@@ -11,7 +11,7 @@ use clap::{Parser, ValueEnum};
 #[command(name = "flagstream-consumer", version)]
 pub struct Config {
     /// PostgreSQL connection URL.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Secret,
 
     /// Kafka bootstrap servers, comma-separated host:port.
