@@ -31,6 +31,11 @@ pub struct Config {
     #[arg(long, env = "KAFKA_AUTO_OFFSET_RESET", default_value = "earliest")]
     pub kafka_auto_offset_reset: OffsetReset,
 
+    /// Extra librdkafka properties as key=value (SASL, TLS, timeouts, …); repeatable, or
+    /// comma-separated in the environment. Applied after Flagstream's own settings.
+    #[arg(long = "kafka-option", env = "KAFKA_OPTIONS", value_delimiter = ',', value_parser = parse_kafka_option)]
+    pub kafka_options: Vec<KafkaOption>,
+
     /// Most events stored in one database transaction.
     #[arg(long, env = "BATCH_SIZE", default_value_t = 1000)]
     pub batch_size: usize,
@@ -63,6 +68,30 @@ pub struct Config {
 impl Config {
     pub fn batch_timeout(&self) -> Duration {
         Duration::from_millis(self.batch_timeout_ms)
+    }
+}
+
+/// A librdkafka property. Values may be credentials (`sasl.password`), so only the key is
+/// ever printed.
+#[derive(Clone)]
+pub struct KafkaOption {
+    pub key: String,
+    pub value: String,
+}
+
+impl fmt::Debug for KafkaOption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}=[redacted]", self.key)
+    }
+}
+
+fn parse_kafka_option(s: &str) -> Result<KafkaOption, String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok(KafkaOption {
+            key: k.trim().to_owned(),
+            value: v.trim().to_owned(),
+        }),
+        _ => Err("expected key=value".to_owned()),
     }
 }
 

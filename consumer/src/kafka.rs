@@ -19,15 +19,19 @@ use crate::Error;
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn connect(config: &Config) -> Result<Arc<StreamConsumer>, Error> {
-    let consumer: StreamConsumer = ClientConfig::new()
+    let mut client = ClientConfig::new();
+    client
         .set("bootstrap.servers", &config.kafka_bootstrap_servers)
         .set("group.id", &config.kafka_group_id)
         .set("auto.offset.reset", config.kafka_auto_offset_reset.as_str())
         // Offsets are committed by hand, and only for messages whose rows are committed in
         // PostgreSQL; auto-commit would acknowledge messages that were never stored.
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .create()?;
+        .set("enable.partition.eof", "false");
+    for option in &config.kafka_options {
+        client.set(&option.key, &option.value);
+    }
+    let consumer: StreamConsumer = client.create()?;
     Ok(Arc::new(consumer))
 }
 

@@ -27,6 +27,9 @@ fn config(db: &str, bootstrap: &str, topic: &str, group: &str) -> Config {
         group,
         "--batch-timeout-ms",
         "50",
+        // The mock cluster keeps a departed member until its session times out.
+        "--kafka-option",
+        "session.timeout.ms=6000,heartbeat.interval.ms=500",
     ])
     .expect("valid config")
 }
