@@ -1,1 +1,3 @@
+//! Shared pieces of Flagstream's benchmarks and load tools.
 
+pub mod traffic;

@@ -1,1 +1,205 @@
+//! End to end on real processes: the tansu broker, the consumer and API binaries, PostgreSQL.
 
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{self, count, event, unique, wait_for_rows, CLEAN, FLAGGABLE};
+
+const WITHIN: Duration = Duration::from_secs(90);
+
+/// A child process that is killed if the test ends without stopping it.
+struct Process {
+    name: &'static str,
+    child: Child,
+}
+
+impl Process {
+    fn start(name: &'static str, command: &mut Command) -> Process {
+        let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}.log", unique(name)));
+        let file = std::fs::File::create(&log).expect("create log file");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("clone log file"))
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        eprintln!("{name} logs to {}", log.display());
+        Process { name, child }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit by itself.
+    async fn terminate(mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "signal {}", self.name);
+        let child = &mut self.child;
+        support::eventually(WITHIN, "the process to exit", || {
+            let exited = child.try_wait().expect("wait for child");
+            async move { exited }
+        })
+        .await
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port()
+}
+
+fn binary(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_flagstream-consumer")).with_file_name(name);
+    assert!(path.exists(), "{} is not built: run `cargo test --workspace`", path.display());
+    path
+}
+
+async fn wait_for_port(port: u16) {
+    support::eventually(WITHIN, &format!("a listener on port {port}"), || async move {
+        TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+    })
+    .await;
+}
+
+async fn start_tansu(topic: &str, partitions: u32) -> (Process, String) {
+    let tansu = std::env::var("TANSU")
+        .expect("TANSU is not set: run the suite with scripts/test, which installs the broker");
+    let port = free_port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let broker = Process::start(
+        "tansu",
+        Command::new(&tansu).args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]),
+    );
+    wait_for_port(port).await;
+    let created = Command::new(&tansu)
+        .args(["topic", "create", "--broker", &url, "--partitions", &partitions.to_string(), topic])
+        .output()
+        .expect("run tansu topic create");
+    assert!(created.status.success(), "create topic: {}", String::from_utf8_lossy(&created.stderr));
+    (broker, format!("127.0.0.1:{port}"))
+}
+
+fn start_consumer(database_url: &str, bootstrap: &str, topic: &str) -> Process {
+    Process::start(
+        "consumer",
+        Command::new(binary("flagstream-consumer"))
+            .env("DATABASE_URL", database_url)
+            .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+            .env("KAFKA_TOPIC", topic)
+            .env("KAFKA_GROUP_ID", "flagstream-e2e")
+            .env("BATCH_TIMEOUT_MS", "50")
+            .env("LOG_FORMAT", "json"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_flow_from_the_broker_through_the_consumer_to_the_api() {
+    let topic = unique("llm_traffic");
+    let (_broker, bootstrap) = start_tansu(&topic, 3).await;
+    let db = support::fresh_database().await;
+    let api_port = free_port();
+    let token = "e2e-token-0123456789abcdef0123456789abcdef";
+    let _api = Process::start(
+        "api",
+        Command::new(binary("flagstream-api"))
+            .env("DATABASE_URL", &db.url)
+            .env("API_LISTEN", format!("127.0.0.1:{api_port}"))
+            .env("API_TOKEN", token),
+    );
+    let consumer = start_consumer(&db.url, &bootstrap, &topic);
+
+    let mut messages = Vec::new();
+    let mut expected_ids = Vec::new();
+    for i in 0..30 {
+        let id = format!("e2e-{i:02}");
+        let prompt = if i % 3 == 0 { FLAGGABLE } else { CLEAN };
+        if i % 3 == 0 {
+            expected_ids.push(id.clone());
+        }
+        messages.push((i % 3, Some(event(&id, prompt))));
+    }
+    messages.push((0, Some(b"\x00\x01 binary garbage".to_vec())));
+    messages.push((1, Some(b"[\"an array\"]".to_vec())));
+    messages.push((2, Some(br#"{"id":"x","timestamp":"soon","src_ip":"10.0.0.1","provider":"p","model":"m","prompt":""}"#.to_vec())));
+    messages.push((2, Some(br#"{"id":"y","timestamp":1,"src_ip":"10.0.0.1","provider":"p","model":"m","prompt":5}"#.to_vec())));
+    let producer = support::producer(&bootstrap);
+    support::produce(&producer, &topic, &messages).await;
+
+    wait_for_rows(&db.pool, "flags", 10, WITHIN).await;
+    wait_for_rows(&db.pool, "dead_letters", 4, WITHIN).await;
+
+    wait_for_port(api_port).await;
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{api_port}");
+    let ready = http.get(format!("{base}/ready")).send().await.expect("GET /ready");
+    assert_eq!(ready.status(), 200);
+    let denied = http.get(format!("{base}/api/v1/flags")).send().await.expect("GET flags");
+    assert_eq!(denied.status(), 401);
+    let body: Value = http
+        .get(format!("{base}/api/v1/flags?limit=100"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("GET flags")
+        .json()
+        .await
+        .expect("flags JSON");
+    let flags = body["flags"].as_array().expect("flags array");
+    let mut ids: Vec<&str> = flags.iter().map(|f| f["event_id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, expected_ids);
+    for flag in flags {
+        assert_eq!(flag["severity"], "critical");
+        assert_eq!(flag["src_ip"], "10.20.30.40");
+        let detections = flag["detections"].as_array().unwrap();
+        assert_eq!(detections.len(), 2, "{flag}");
+        for d in detections {
+            let excerpt = d["excerpt"].as_str().unwrap();
+            assert!(!excerpt.contains("ignore previous instructions"), "unredacted: {excerpt}");
+        }
+    }
+
+    // A graceful stop, then a restart: the group resumes where it committed.
+    assert!(consumer.terminate().await.success(), "consumer exits 0 on SIGTERM");
+    let _consumer = start_consumer(&db.url, &bootstrap, &topic);
+    support::produce(
+        &producer,
+        &topic,
+        &[
+            (0, Some(event("after-restart-1", FLAGGABLE))),
+            (1, Some(event("after-restart-2", FLAGGABLE))),
+            (2, Some(event("after-restart-3", CLEAN))),
+            (2, Some(b"nope".to_vec())),
+        ],
+    )
+    .await;
+    wait_for_rows(&db.pool, "flags", 12, WITHIN).await;
+    wait_for_rows(&db.pool, "dead_letters", 5, WITHIN).await;
+    let distinct: i64 = sqlx::query_scalar("SELECT count(DISTINCT event_id) FROM flags")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(distinct, 12);
+    assert_eq!(count(&db.pool, "detections").await, 24);
+}
