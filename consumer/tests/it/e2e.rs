@@ -109,6 +109,8 @@ fn start_consumer(database_url: &str, bootstrap: &str, topic: &str) -> Process {
             .env("KAFKA_TOPIC", topic)
             .env("KAFKA_GROUP_ID", "flagstream-e2e")
             .env("BATCH_TIMEOUT_MS", "50")
+            // Tansu holds a JoinGroup for half the session timeout; keep start-up quick.
+            .env("KAFKA_OPTIONS", "session.timeout.ms=6000,heartbeat.interval.ms=500")
             .env("LOG_FORMAT", "json"),
     )
 }
