@@ -54,14 +54,18 @@ impl IntoResponse for Error {
             tracing::error!(error = %self, "request failed");
             error["message"] = "internal error".into();
         }
-        if let Error::Invalid { field: Some(field), .. } = &self {
+        if let Error::Invalid {
+            field: Some(field), ..
+        } = &self
+        {
             error["field"] = (*field).into();
         }
         let mut response = (status, Json(json!({ "error": error }))).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(
+                "www-authenticate",
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
         }
         response
     }

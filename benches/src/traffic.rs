@@ -84,7 +84,11 @@ impl TrafficGenerator {
         let rng = &mut self.rng;
         if rng.random_bool(self.malformed_ratio.clamp(0.0, 1.0)) {
             let payload = MALFORMED.choose(rng).copied().unwrap_or_default().to_vec();
-            return Generated { payload, flaggable: false, malformed: true };
+            return Generated {
+                payload,
+                flaggable: false,
+                malformed: true,
+            };
         }
         let flaggable = rng.random_bool(self.flag_ratio.clamp(0.0, 1.0));
         let (provider, model) = *MODELS.choose(rng).unwrap_or(&MODELS[0]);
@@ -96,8 +100,16 @@ impl TrafficGenerator {
         if flaggable {
             prompt.push_str(FINDINGS.choose(rng).copied().unwrap_or_default());
         }
-        let team = ["payments", "search", "support"].choose(rng).copied().unwrap_or_default();
-        let src_ip = format!("10.{}.{}.{}", rng.random_range(0..4), rng.random_range(0..32), rng.random_range(1..255));
+        let team = ["payments", "search", "support"]
+            .choose(rng)
+            .copied()
+            .unwrap_or_default();
+        let src_ip = format!(
+            "10.{}.{}.{}",
+            rng.random_range(0..4),
+            rng.random_range(0..32),
+            rng.random_range(1..255)
+        );
         let event = json!({
             "id": format!("gen-{:016x}-{}", rng.random::<u64>(), self.sequence),
             "timestamp": OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000,

@@ -43,7 +43,11 @@ pub struct Evaluated {
 
 /// Parses and evaluates every message. Never fails: what cannot be parsed becomes a
 /// dead letter, so one poison message cannot stop the stream.
-pub fn evaluate(rules: &RuleSet, messages: Vec<Message>, dead_letter_max_bytes: usize) -> Evaluated {
+pub fn evaluate(
+    rules: &RuleSet,
+    messages: Vec<Message>,
+    dead_letter_max_bytes: usize,
+) -> Evaluated {
     let mut out = Evaluated::default();
     for message in messages {
         let origin = Origin {

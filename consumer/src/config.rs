@@ -15,7 +15,11 @@ pub struct Config {
     pub database_url: Secret,
 
     /// Kafka bootstrap servers, comma-separated host:port.
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
+    #[arg(
+        long,
+        env = "KAFKA_BOOTSTRAP_SERVERS",
+        default_value = "127.0.0.1:9092"
+    )]
     pub kafka_bootstrap_servers: String,
 
     /// Topic the gateways publish LLM events to.

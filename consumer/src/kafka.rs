@@ -40,11 +40,10 @@ pub fn connect(config: &Config) -> Result<Arc<StreamConsumer>, Error> {
 pub async fn ensure_topic(consumer: &Arc<StreamConsumer>, topic: &str) -> Result<(), Error> {
     let client = Arc::clone(consumer);
     let name = topic.to_owned();
-    let metadata = tokio::task::spawn_blocking(move || {
-        client.fetch_metadata(Some(&name), METADATA_TIMEOUT)
-    })
-    .await
-    .map_err(|e| Error::Worker(e.to_string()))??;
+    let metadata =
+        tokio::task::spawn_blocking(move || client.fetch_metadata(Some(&name), METADATA_TIMEOUT))
+            .await
+            .map_err(|e| Error::Worker(e.to_string()))??;
     match metadata.topics().iter().find(|t| t.name() == topic) {
         Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
         _ => Err(Error::MissingTopic(topic.to_owned())),

@@ -56,8 +56,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
     );
 
     loop {
-        let messages =
-            kafka::next_batch(&consumer, config.batch_size, config.batch_timeout(), &shutdown).await;
+        let messages = kafka::next_batch(
+            &consumer,
+            config.batch_size,
+            config.batch_timeout(),
+            &shutdown,
+        )
+        .await;
         if messages.is_empty() {
             break;
         }
@@ -71,7 +76,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
             // and will be replayed by whoever owns the partitions next.
             break;
         }
-        let mode = if shutdown.is_cancelled() { CommitMode::Sync } else { CommitMode::Async };
+        let mode = if shutdown.is_cancelled() {
+            CommitMode::Sync
+        } else {
+            CommitMode::Async
+        };
         let consumer = Arc::clone(&consumer);
         tokio::task::spawn_blocking(move || kafka::commit(&consumer, &offsets, mode))
             .await
@@ -83,7 +92,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Erro
 }
 
 /// Retries with backoff until the batch is stored; false if shutdown came first.
-async fn store_with_retry(pool: &PgPool, batch: &batch::Evaluated, shutdown: &CancellationToken) -> bool {
+async fn store_with_retry(
+    pool: &PgPool,
+    batch: &batch::Evaluated,
+    shutdown: &CancellationToken,
+) -> bool {
     let mut delay = Duration::from_millis(100);
     loop {
         match sink::store_batch(pool, batch).await {

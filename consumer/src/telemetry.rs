@@ -5,9 +5,11 @@ use crate::config::LogFormat;
 /// Installs the global subscriber. FlagWise users set `LOG_LEVEL=INFO`, so levels are
 /// accepted in any case.
 pub fn init(level: &str, format: LogFormat) {
-    let filter = EnvFilter::try_new(level.to_ascii_lowercase())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let filter =
+        EnvFilter::try_new(level.to_ascii_lowercase()).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -110,7 +110,10 @@ fn required(obj: &mut Map<String, Value>, field: &'static str) -> Result<Value, 
     }
 }
 
-fn required_string(obj: &mut Map<String, Value>, field: &'static str) -> Result<String, EventError> {
+fn required_string(
+    obj: &mut Map<String, Value>,
+    field: &'static str,
+) -> Result<String, EventError> {
     match required(obj, field)? {
         Value::String(s) if !s.trim().is_empty() => Ok(s),
         Value::String(_) => Err(EventError::MissingField(field)),
@@ -129,7 +132,10 @@ fn optional_string(
     }
 }
 
-fn optional_uint(obj: &mut Map<String, Value>, field: &'static str) -> Result<Option<u64>, EventError> {
+fn optional_uint(
+    obj: &mut Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<u64>, EventError> {
     match obj.remove(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match (n.as_u64(), n.as_f64()) {
@@ -177,7 +183,10 @@ fn parse_timestamp(value: Value) -> Result<OffsetDateTime, EventError> {
             OffsetDateTime::from_unix_timestamp_nanos(nanos as i128).map_err(|_| invalid(&value))
         }
         Value::String(s) => parse_timestamp_str(s.trim()).ok_or_else(|| invalid(&value)),
-        _ => Err(wrong("timestamp", "an RFC 3339 string or epoch seconds/milliseconds")),
+        _ => Err(wrong(
+            "timestamp",
+            "an RFC 3339 string or epoch seconds/milliseconds",
+        )),
     }
 }
 
@@ -191,7 +200,9 @@ fn parse_timestamp_str(s: &str) -> Option<OffsetDateTime> {
         version = 2,
         "[year]-[month]-[day][first [T] [t] [ ]][hour]:[minute]:[second][optional [.[subsecond]]]"
     );
-    PrimitiveDateTime::parse(s, naive).ok().map(PrimitiveDateTime::assume_utc)
+    PrimitiveDateTime::parse(s, naive)
+        .ok()
+        .map(PrimitiveDateTime::assume_utc)
 }
 
 pub(crate) fn truncate(s: &str, max: usize) -> String {
@@ -271,11 +282,17 @@ mod tests {
             ),
             (
                 r#"{"timestamp":"2026-03-01T12:00:00Z","src_ip":"10.0.0.1","provider":"p","model":7,"prompt":""}"#,
-                Error::WrongType { field: "model", expected: "a string" },
+                Error::WrongType {
+                    field: "model",
+                    expected: "a string",
+                },
             ),
             (
                 r#"{"timestamp":"2026-03-01T12:00:00Z","src_ip":"version 1.2","provider":"p","model":"m","prompt":""}"#,
-                Error::WrongType { field: "src_ip", expected: "an IPv4 or IPv6 address" },
+                Error::WrongType {
+                    field: "src_ip",
+                    expected: "an IPv4 or IPv6 address",
+                },
             ),
             (
                 r#"{"timestamp":"yesterday","src_ip":"10.0.0.1","provider":"p","model":"m","prompt":""}"#,
@@ -283,15 +300,24 @@ mod tests {
             ),
             (
                 r#"{"timestamp":"2026-03-01T12:00:00Z","src_ip":"10.0.0.1","provider":"p","model":"m","prompt":"","status_code":70000}"#,
-                Error::WrongType { field: "status_code", expected: "an HTTP status code" },
+                Error::WrongType {
+                    field: "status_code",
+                    expected: "an HTTP status code",
+                },
             ),
             (
                 r#"{"timestamp":"2026-03-01T12:00:00Z","src_ip":"10.0.0.1","provider":"p","model":"m","prompt":"","headers":"[1]"}"#,
-                Error::WrongType { field: "headers", expected: "an object or a JSON string holding one" },
+                Error::WrongType {
+                    field: "headers",
+                    expected: "an object or a JSON string holding one",
+                },
             ),
             (
                 r#"{"timestamp":"2026-03-01T12:00:00Z","src_ip":"10.0.0.1","provider":"p","model":"m","prompt":"","duration_ms":-4}"#,
-                Error::WrongType { field: "duration_ms", expected: "a non-negative number" },
+                Error::WrongType {
+                    field: "duration_ms",
+                    expected: "a non-negative number",
+                },
             ),
         ];
         for (json, expected) in cases {
@@ -311,7 +337,11 @@ mod tests {
         assert_eq!(free_form.id, "req_01HX");
         let derived = parse(&base("")).unwrap();
         assert_eq!(derived.id, "llm-traffic-logs/3/42");
-        assert_eq!(parse(&base("")).unwrap().id, derived.id, "derivation is stable");
+        assert_eq!(
+            parse(&base("")).unwrap().id,
+            derived.id,
+            "derivation is stable"
+        );
     }
 
     #[test]

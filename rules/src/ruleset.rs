@@ -104,7 +104,11 @@ impl RuleSet {
             if per_rule[pattern.rule] >= MAX_DETECTIONS_PER_RULE_FIELD {
                 continue;
             }
-            if pattern.exact.as_deref().is_some_and(|k| k != &text[start..end]) {
+            if pattern
+                .exact
+                .as_deref()
+                .is_some_and(|k| k != &text[start..end])
+            {
                 continue;
             }
             if pattern.whole_word && !is_whole_word(text, start, end) {
@@ -130,10 +134,16 @@ fn is_word_char(c: char) -> bool {
 /// True when the match is not glued to a word character on either side. ASCII-case-insensitive
 /// matching keeps spans on char boundaries, so slicing here cannot panic.
 fn is_whole_word(text: &str, start: usize, end: usize) -> bool {
-    let before = text[..start].chars().next_back().is_none_or(|c| !is_word_char(c));
+    let before = text[..start]
+        .chars()
+        .next_back()
+        .is_none_or(|c| !is_word_char(c));
     let after = text[end..].chars().next().is_none_or(|c| !is_word_char(c));
     let first = text[start..end].chars().next().is_some_and(is_word_char);
-    let last = text[start..end].chars().next_back().is_some_and(is_word_char);
+    let last = text[start..end]
+        .chars()
+        .next_back()
+        .is_some_and(is_word_char);
     (before || !first) && (after || !last)
 }
 
@@ -142,7 +152,14 @@ mod tests {
     use super::*;
     use crate::{Origin, Pack};
 
-    fn keyword(id: &str, points: u32, severity: Severity, words: &[&str], cs: bool, ww: bool) -> Rule {
+    fn keyword(
+        id: &str,
+        points: u32,
+        severity: Severity,
+        words: &[&str],
+        cs: bool,
+        ww: bool,
+    ) -> Rule {
         Rule {
             id: id.into(),
             name: id.into(),
@@ -165,7 +182,11 @@ mod tests {
         if let Some(r) = response {
             json["response"] = r.into();
         }
-        let origin = Origin { topic: "t", partition: 0, offset: 0 };
+        let origin = Origin {
+            topic: "t",
+            partition: 0,
+            offset: 0,
+        };
         Event::parse(json.to_string().as_bytes(), Some(origin)).unwrap()
     }
 
@@ -188,17 +209,70 @@ mod tests {
             expected: &'static [(usize, usize)],
         }
         let cases = [
-            Case { name: "caseless", case_sensitive: false, whole_word: true, prompt: "My SECRET is", expected: &[(3, 9)] },
-            Case { name: "whole word skips secretary", case_sensitive: false, whole_word: true, prompt: "ask the secretary", expected: &[] },
-            Case { name: "substring mode finds secretary", case_sensitive: false, whole_word: false, prompt: "ask the secretary", expected: &[(8, 14)] },
-            Case { name: "case-sensitive skips other case", case_sensitive: true, whole_word: true, prompt: "a Secret and a secret", expected: &[(15, 21)] },
-            Case { name: "punctuation is a boundary", case_sensitive: false, whole_word: true, prompt: "(secret).", expected: &[(1, 7)] },
-            Case { name: "non-ASCII letters glue words", case_sensitive: false, whole_word: true, prompt: "été secretété secret", expected: &[(18, 24)] },
-            Case { name: "underscore glues words", case_sensitive: false, whole_word: true, prompt: "my_secret", expected: &[] },
+            Case {
+                name: "caseless",
+                case_sensitive: false,
+                whole_word: true,
+                prompt: "My SECRET is",
+                expected: &[(3, 9)],
+            },
+            Case {
+                name: "whole word skips secretary",
+                case_sensitive: false,
+                whole_word: true,
+                prompt: "ask the secretary",
+                expected: &[],
+            },
+            Case {
+                name: "substring mode finds secretary",
+                case_sensitive: false,
+                whole_word: false,
+                prompt: "ask the secretary",
+                expected: &[(8, 14)],
+            },
+            Case {
+                name: "case-sensitive skips other case",
+                case_sensitive: true,
+                whole_word: true,
+                prompt: "a Secret and a secret",
+                expected: &[(15, 21)],
+            },
+            Case {
+                name: "punctuation is a boundary",
+                case_sensitive: false,
+                whole_word: true,
+                prompt: "(secret).",
+                expected: &[(1, 7)],
+            },
+            Case {
+                name: "non-ASCII letters glue words",
+                case_sensitive: false,
+                whole_word: true,
+                prompt: "été secretété secret",
+                expected: &[(18, 24)],
+            },
+            Case {
+                name: "underscore glues words",
+                case_sensitive: false,
+                whole_word: true,
+                prompt: "my_secret",
+                expected: &[],
+            },
         ];
         for c in cases {
-            let rules = RuleSet::build(vec![keyword("k", 10, Severity::Low, &["secret"], c.case_sensitive, c.whole_word)]).unwrap();
-            let got: Vec<(usize, usize)> = spans(&rules, c.prompt).into_iter().map(|(_, s, e)| (s, e)).collect();
+            let rules = RuleSet::build(vec![keyword(
+                "k",
+                10,
+                Severity::Low,
+                &["secret"],
+                c.case_sensitive,
+                c.whole_word,
+            )])
+            .unwrap();
+            let got: Vec<(usize, usize)> = spans(&rules, c.prompt)
+                .into_iter()
+                .map(|(_, s, e)| (s, e))
+                .collect();
             assert_eq!(got, c.expected, "{}", c.name);
         }
     }
@@ -212,7 +286,10 @@ mod tests {
         ])
         .unwrap();
         let one = rules.evaluate(&event("alpha alpha alpha", None));
-        assert_eq!((one.score, one.severity, one.flagged), (30, Some(Severity::Low), true));
+        assert_eq!(
+            (one.score, one.severity, one.flagged),
+            (30, Some(Severity::Low), true)
+        );
         assert_eq!(one.detections.len(), 3);
         let capped = rules.evaluate(&event("alpha beta", Some("gamma")));
         assert_eq!((capped.score, capped.severity), (100, Some(Severity::High)));
@@ -235,15 +312,31 @@ mod tests {
 
     #[test]
     fn invalid_rules_are_refused_naming_the_rule() {
-        let err = RuleSet::build(vec![keyword("empty", 1, Severity::Low, &[], false, true)]).unwrap_err();
-        assert_eq!(err.to_string(), "rule `empty` is invalid: keyword list is empty");
-        let err = RuleSet::build(vec![keyword("blank", 1, Severity::Low, &[""], false, true)]).unwrap_err();
-        assert!(err.to_string().starts_with("rule `blank` is invalid"), "{err}");
+        let err =
+            RuleSet::build(vec![keyword("empty", 1, Severity::Low, &[], false, true)]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "rule `empty` is invalid: keyword list is empty"
+        );
+        let err = RuleSet::build(vec![keyword("blank", 1, Severity::Low, &[""], false, true)])
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("rule `blank` is invalid"),
+            "{err}"
+        );
     }
 
     #[test]
     fn excerpts_mask_the_match_and_keep_little_context() {
-        let rules = RuleSet::build(vec![keyword("k", 1, Severity::Low, &["hunter2pass"], true, true)]).unwrap();
+        let rules = RuleSet::build(vec![keyword(
+            "k",
+            1,
+            Severity::Low,
+            &["hunter2pass"],
+            true,
+            true,
+        )])
+        .unwrap();
         let prompt = "a long preamble before it: hunter2pass\n and a long tail after the match";
         let verdict = rules.evaluate(&event(prompt, None));
         let excerpt = &verdict.detections[0].excerpt;

@@ -27,7 +27,10 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     .await;
     let expected: BTreeSet<i64> = MIGRATOR.iter().map(|m| m.version).collect();
     let (database, migrations) = match applied {
-        Err(_) => (json!({"status": "down", "error": "timed out"}), json!({"status": "unknown"})),
+        Err(_) => (
+            json!({"status": "down", "error": "timed out"}),
+            json!({"status": "unknown"}),
+        ),
         // A missing migrations table means a reachable, unmigrated database.
         Ok(Err(sqlx::Error::Database(e))) if e.code().as_deref() == Some("42P01") => (
             json!({"status": "ok"}),
@@ -35,7 +38,10 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         ),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (json!({"status": "down", "error": "unreachable"}), json!({"status": "unknown"}))
+            (
+                json!({"status": "down", "error": "unreachable"}),
+                json!({"status": "unknown"}),
+            )
         }
         Ok(Ok(versions)) => {
             let applied: BTreeSet<i64> = versions.into_iter().collect();
@@ -48,7 +54,11 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         }
     };
     let ready = database["status"] == "ok" && migrations["status"] == "ok";
-    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "version": env!("CARGO_PKG_VERSION"),

@@ -28,7 +28,11 @@ async fn seed(pool: &PgPool, n: i64) {
 #[tokio::test]
 async fn flags_need_the_token() {
     let s = state(database(true).await);
-    for token in [None, Some("wrong-token-0123456789abcdef0123456789abcdef"), Some("")] {
+    for token in [
+        None,
+        Some("wrong-token-0123456789abcdef0123456789abcdef"),
+        Some(""),
+    ] {
         let (status, body) = call(&s, "GET", "/api/v1/flags", token).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:?}");
         assert_eq!(body["error"]["code"], "unauthorized");
@@ -42,7 +46,10 @@ async fn flags_are_listed_newest_first_with_their_detections() {
     let (status, body) = call(&state(pool), "GET", "/api/v1/flags?limit=2", Some(TOKEN)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let flags = body["flags"].as_array().unwrap();
-    let ids: Vec<&str> = flags.iter().map(|f| f["event_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = flags
+        .iter()
+        .map(|f| f["event_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["ev-3", "ev-2"]);
     assert_eq!(flags[0]["src_ip"], "192.168.0.3");
     assert_eq!(flags[0]["event_time"], "2026-11-22T00:03:00Z");
@@ -68,5 +75,8 @@ async fn bad_query_parameters_are_422_naming_the_problem() {
 fn short_tokens_are_refused() {
     let err = TokenDigest::new("too-short").err().expect("refused");
     assert!(err.to_string().contains("at least 32"), "{err}");
-    assert!(!err.to_string().contains("too-short"), "the token is not echoed");
+    assert!(
+        !err.to_string().contains("too-short"),
+        "the token is not echoed"
+    );
 }

@@ -5,7 +5,9 @@ use crate::{call, database, state};
 
 #[tokio::test]
 async fn health_is_always_ok() {
-    let pool = PgPoolOptions::new().connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap();
+    let pool = PgPoolOptions::new()
+        .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+        .unwrap();
     let (status, body) = call(&state(pool), "GET", "/health", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "ok");
@@ -25,7 +27,10 @@ async fn ready_reports_each_dependency() {
     assert_eq!(body["checks"]["database"]["status"], "ok");
     assert_eq!(body["checks"]["migrations"]["status"], "pending");
 
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let pool = PgPoolOptions::new()
         .acquire_timeout(std::time::Duration::from_secs(1))
         .connect_lazy(&format!("postgres://nobody:hunter2@{closed}/none"))
@@ -33,7 +38,10 @@ async fn ready_reports_each_dependency() {
     let (status, body) = call(&state(pool), "GET", "/ready", None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["checks"]["database"]["status"], "down");
-    assert!(!body.to_string().contains("hunter2"), "no credentials in {body}");
+    assert!(
+        !body.to_string().contains("hunter2"),
+        "no credentials in {body}"
+    );
 }
 
 #[tokio::test]

@@ -14,7 +14,11 @@ use tokio::time::{Instant, MissedTickBehavior};
 #[command(name = "flagstream-loadgen", version)]
 struct Args {
     /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
+    #[arg(
+        long,
+        env = "KAFKA_BOOTSTRAP_SERVERS",
+        default_value = "127.0.0.1:9092"
+    )]
     bootstrap_servers: String,
     /// Topic to produce to.
     #[arg(long, env = "KAFKA_TOPIC", default_value = "llm-traffic-logs")]
@@ -80,6 +84,9 @@ async fn main() -> anyhow::Result<()> {
             .context("the broker refused an event")?;
     }
     let secs = started.elapsed().as_secs_f64();
-    eprintln!("produced {sent} events in {secs:.2} s ({:.0} events/s)", sent as f64 / secs);
+    eprintln!(
+        "produced {sent} events in {secs:.2} s ({:.0} events/s)",
+        sent as f64 / secs
+    );
     Ok(())
 }

@@ -63,14 +63,20 @@ fn free_port() -> u16 {
 
 fn binary(name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_BIN_EXE_flagstream-consumer")).with_file_name(name);
-    assert!(path.exists(), "{} is not built: run `cargo test --workspace`", path.display());
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo test --workspace`",
+        path.display()
+    );
     path
 }
 
 async fn wait_for_port(port: u16) {
-    support::eventually(WITHIN, &format!("a listener on port {port}"), || async move {
-        TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
-    })
+    support::eventually(
+        WITHIN,
+        &format!("a listener on port {port}"),
+        || async move { TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ()) },
+    )
     .await;
 }
 
@@ -93,10 +99,22 @@ async fn start_tansu(topic: &str, partitions: u32) -> (Process, String) {
     );
     wait_for_port(port).await;
     let created = Command::new(&tansu)
-        .args(["topic", "create", "--broker", &url, "--partitions", &partitions.to_string(), topic])
+        .args([
+            "topic",
+            "create",
+            "--broker",
+            &url,
+            "--partitions",
+            &partitions.to_string(),
+            topic,
+        ])
         .output()
         .expect("run tansu topic create");
-    assert!(created.status.success(), "create topic: {}", String::from_utf8_lossy(&created.stderr));
+    assert!(
+        created.status.success(),
+        "create topic: {}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     (broker, format!("127.0.0.1:{port}"))
 }
 
@@ -110,7 +128,10 @@ fn start_consumer(database_url: &str, bootstrap: &str, topic: &str) -> Process {
             .env("KAFKA_GROUP_ID", "flagstream-e2e")
             .env("BATCH_TIMEOUT_MS", "50")
             // Tansu holds a JoinGroup for half the session timeout; keep start-up quick.
-            .env("KAFKA_OPTIONS", "session.timeout.ms=6000,heartbeat.interval.ms=500")
+            .env(
+                "KAFKA_OPTIONS",
+                "session.timeout.ms=6000,heartbeat.interval.ms=500",
+            )
             .env("LOG_FORMAT", "json"),
     )
 }
@@ -154,9 +175,17 @@ async fn events_flow_from_the_broker_through_the_consumer_to_the_api() {
     wait_for_port(api_port).await;
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{api_port}");
-    let ready = http.get(format!("{base}/ready")).send().await.expect("GET /ready");
+    let ready = http
+        .get(format!("{base}/ready"))
+        .send()
+        .await
+        .expect("GET /ready");
     assert_eq!(ready.status(), 200);
-    let denied = http.get(format!("{base}/api/v1/flags")).send().await.expect("GET flags");
+    let denied = http
+        .get(format!("{base}/api/v1/flags"))
+        .send()
+        .await
+        .expect("GET flags");
     assert_eq!(denied.status(), 401);
     let body: Value = http
         .get(format!("{base}/api/v1/flags?limit=100"))
@@ -168,7 +197,10 @@ async fn events_flow_from_the_broker_through_the_consumer_to_the_api() {
         .await
         .expect("flags JSON");
     let flags = body["flags"].as_array().expect("flags array");
-    let mut ids: Vec<&str> = flags.iter().map(|f| f["event_id"].as_str().unwrap()).collect();
+    let mut ids: Vec<&str> = flags
+        .iter()
+        .map(|f| f["event_id"].as_str().unwrap())
+        .collect();
     ids.sort_unstable();
     assert_eq!(ids, expected_ids);
     for flag in flags {
@@ -178,12 +210,18 @@ async fn events_flow_from_the_broker_through_the_consumer_to_the_api() {
         assert_eq!(detections.len(), 2, "{flag}");
         for d in detections {
             let excerpt = d["excerpt"].as_str().unwrap();
-            assert!(!excerpt.contains("ignore previous instructions"), "unredacted: {excerpt}");
+            assert!(
+                !excerpt.contains("ignore previous instructions"),
+                "unredacted: {excerpt}"
+            );
         }
     }
 
     // A graceful stop, then a restart: the group resumes where it committed.
-    assert!(consumer.terminate().await.success(), "consumer exits 0 on SIGTERM");
+    assert!(
+        consumer.terminate().await.success(),
+        "consumer exits 0 on SIGTERM"
+    );
     let _consumer = start_consumer(&db.url, &bootstrap, &topic);
     support::produce(
         &producer,

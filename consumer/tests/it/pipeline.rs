@@ -44,10 +44,12 @@ async fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -
     for p in 0..partitions {
         list.add_partition(topic, p);
     }
-    let list = tokio::task::spawn_blocking(move || client.committed_offsets(list, Duration::from_secs(10)))
-        .await
-        .expect("join")
-        .expect("fetch committed offsets");
+    let list = tokio::task::spawn_blocking(move || {
+        client.committed_offsets(list, Duration::from_secs(10))
+    })
+    .await
+    .expect("join")
+    .expect("fetch committed offsets");
     list.elements()
         .iter()
         .map(|e| match e.offset() {
@@ -71,7 +73,13 @@ async fn stores_flaggable_events_dead_letters_malformed_ones_and_commits_after_s
         messages.push((i % 3, Some(event(&format!("ev-{i}"), prompt))));
     }
     messages.push((0, Some(b"{not json".to_vec())));
-    messages.push((1, Some(br#"{"timestamp":"2026-11-22T08:00:00Z","provider":"p","model":"m","prompt":"x"}"#.to_vec())));
+    messages.push((
+        1,
+        Some(
+            br#"{"timestamp":"2026-11-22T08:00:00Z","provider":"p","model":"m","prompt":"x"}"#
+                .to_vec(),
+        ),
+    ));
     messages.push((2, None));
     let producer = support::producer(&bootstrap);
     support::produce(&producer, &topic, &messages).await;
@@ -89,15 +97,17 @@ async fn stores_flaggable_events_dead_letters_malformed_ones_and_commits_after_s
         .await
         .unwrap();
     assert_eq!(ids, ["ev-0", "ev-3", "ev-6", "ev-9"]);
-    let codes: Vec<String> = sqlx::query_scalar("SELECT error_code FROM dead_letters ORDER BY kafka_partition")
-        .fetch_all(&db.pool)
-        .await
-        .unwrap();
+    let codes: Vec<String> =
+        sqlx::query_scalar("SELECT error_code FROM dead_letters ORDER BY kafka_partition")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
     assert_eq!(codes, ["not_json", "missing_field", "empty"]);
-    let raw: Vec<u8> = sqlx::query_scalar("SELECT payload FROM dead_letters WHERE kafka_partition = 0")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let raw: Vec<u8> =
+        sqlx::query_scalar("SELECT payload FROM dead_letters WHERE kafka_partition = 0")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     assert_eq!(raw, b"{not json");
     // Each flag carries its evidence: two injection phrases.
     let detections: i64 = count(&db.pool, "detections").await;
@@ -135,7 +145,10 @@ async fn a_replayed_batch_stores_nothing_twice() {
     support::produce(
         &producer,
         &topic,
-        &[(0, Some(event("a", FLAGGABLE))), (0, Some(b"garbage".to_vec()))],
+        &[
+            (0, Some(event("a", FLAGGABLE))),
+            (0, Some(b"garbage".to_vec())),
+        ],
     )
     .await;
 
@@ -163,18 +176,29 @@ async fn a_missing_topic_is_a_clear_start_up_error() {
     let db = support::fresh_database().await;
     let cluster = MockCluster::new(1).expect("mock cluster");
     let err = flagstream_consumer::run(
-        config(&db.url, &cluster.bootstrap_servers(), "no-such-topic", &unique("group")),
+        config(
+            &db.url,
+            &cluster.bootstrap_servers(),
+            "no-such-topic",
+            &unique("group"),
+        ),
         CancellationToken::new(),
     )
     .await
     .expect_err("must not start");
-    assert!(matches!(err, Error::MissingTopic(ref t) if t == "no-such-topic"), "{err}");
+    assert!(
+        matches!(err, Error::MissingTopic(ref t) if t == "no-such-topic"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_broker_is_a_start_up_error_not_a_hang() {
     let db = support::fresh_database().await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let err = flagstream_consumer::run(
         config(&db.url, &closed.to_string(), "events", &unique("group")),
         CancellationToken::new(),

@@ -14,7 +14,11 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A name unique to this test process and call, for databases, topics and groups.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub struct TestDb {
@@ -28,15 +32,22 @@ pub async fn fresh_database() -> TestDb {
         "FLAGSTREAM_TEST_DATABASE_URL is not set: run the suite with scripts/test, which starts PostgreSQL",
     );
     let name = unique("fs_test");
-    let mut conn = PgConnection::connect(&admin).await.expect("connect to the test cluster");
+    let mut conn = PgConnection::connect(&admin)
+        .await
+        .expect("connect to the test cluster");
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await
         .expect("create test database");
     let (base, _) = admin.rsplit_once('/').expect("database URL has a path");
     let url = format!("{base}/{name}");
-    let pool = PgPool::connect(&url).await.expect("connect to test database");
-    flagstream_consumer::MIGRATOR.run(&pool).await.expect("migrate test database");
+    let pool = PgPool::connect(&url)
+        .await
+        .expect("connect to test database");
+    flagstream_consumer::MIGRATOR
+        .run(&pool)
+        .await
+        .expect("migrate test database");
     TestDb { url, pool }
 }
 
