@@ -29,6 +29,7 @@
 //! # Ok::<(), flagstream_rules::Error>(())
 //! ```
 
+mod detector;
 mod error;
 mod event;
 mod pack;
