@@ -8,6 +8,7 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
+use crate::body::Texts;
 use crate::error::Error as EventError;
 
 /// Where an event was read from; used to derive a stable id for events that carry none, so a
@@ -32,10 +33,23 @@ pub struct Event {
     pub src_ip: IpAddr,
     pub provider: String,
     pub model: String,
+    /// All user-side text: the `prompt` field and the non-system text of `messages[]`.
     pub prompt: String,
+    /// System text: Anthropic's `system`, system/developer messages.
+    pub system: Option<String>,
     /// FlagWise drops the response; a leak is as likely in what the model says as in what it
-    /// was asked, so Flagstream keeps it. A response object is kept as its JSON text.
+    /// was asked, so Flagstream keeps it. A provider response object contributes its text; an
+    /// object of unknown shape is kept as its JSON text.
     pub response: Option<String>,
+    /// Tool-call arguments from the request or response (OpenAI `tool_calls`, Anthropic
+    /// `tool_use.input`).
+    pub tool_args: Option<String>,
+    pub user: Option<String>,
+    pub app: Option<String>,
+    pub team: Option<String>,
+    pub tokens_in: Option<u64>,
+    pub tokens_out: Option<u64>,
+    pub cost_usd: Option<f64>,
     pub endpoint: Option<String>,
     pub method: Option<String>,
     pub headers: Option<Map<String, Value>>,
@@ -69,14 +83,37 @@ impl Event {
             .map_err(|_| wrong("src_ip", "an IPv4 or IPv6 address"))?;
         let provider = required_string(&mut obj, "provider")?;
         let model = required_string(&mut obj, "model")?;
-        let prompt = match required(&mut obj, "prompt")? {
-            Value::String(s) => s,
-            _ => return Err(wrong("prompt", "a string")),
+        let mut texts = Texts::default();
+        let messages = obj.remove("messages").filter(|m| !m.is_null());
+        if let Some(messages) = &messages {
+            if !messages.is_array() {
+                return Err(wrong("messages", "an array"));
+            }
+            texts.add_messages(messages);
+        }
+        if let Some(system) = obj.remove("system") {
+            texts.add_system(&system);
+        }
+        // `prompt` is required as in FlagWise, unless the body's `messages[]` carries it.
+        let prompt = match (obj.remove("prompt"), texts.prompt()) {
+            (Some(Value::String(s)), None) => s,
+            (Some(Value::String(s)), Some(m)) if s.is_empty() => m,
+            (Some(Value::String(s)), Some(m)) => format!("{s}\n{m}"),
+            (None | Some(Value::Null), Some(m)) => m,
+            (None | Some(Value::Null), None) if messages.is_some() => String::new(),
+            (None | Some(Value::Null), None) => return Err(EventError::MissingField("prompt")),
+            (Some(_), _) => return Err(wrong("prompt", "a string")),
         };
         let response = match obj.remove("response") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s),
+            Some(other) if texts.add_response(&other) => texts.response(),
             Some(other) => Some(other.to_string()),
+        };
+        let cost_usd = match obj.remove("cost_usd") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => n.as_f64().filter(|c| c.is_finite() && *c >= 0.0),
+            Some(_) => return Err(wrong("cost_usd", "a non-negative number")),
         };
         Ok(Event {
             id,
@@ -85,7 +122,15 @@ impl Event {
             provider,
             model,
             prompt,
+            system: texts.system(),
             response,
+            tool_args: texts.tool_args(),
+            user: optional_string(&mut obj, "user")?,
+            app: optional_string(&mut obj, "app")?,
+            team: optional_string(&mut obj, "team")?,
+            tokens_in: optional_uint(&mut obj, "tokens_in")?.or(texts.tokens_in),
+            tokens_out: optional_uint(&mut obj, "tokens_out")?.or(texts.tokens_out),
+            cost_usd,
             endpoint: optional_string(&mut obj, "endpoint")?,
             method: optional_string(&mut obj, "method")?,
             headers: parse_headers(obj.remove("headers"))?,
@@ -347,7 +392,7 @@ mod tests {
     #[test]
     fn optional_fields_headers_response_and_unknown_fields_are_kept() {
         let event = parse(&base(
-            r#","endpoint":"/v1/chat/completions","method":"POST","headers":"{\"x-user\":\"ana\"}","duration_ms":812.4,"status_code":200,"response":{"choices":[]},"team":"payments""#,
+            r#","endpoint":"/v1/chat/completions","method":"POST","headers":"{\"x-user\":\"ana\"}","duration_ms":812.4,"status_code":200,"response":{"choices":[]},"team":"payments","deployment":"eu-1""#,
         ))
         .unwrap();
         assert_eq!(event.endpoint.as_deref(), Some("/v1/chat/completions"));
@@ -355,8 +400,52 @@ mod tests {
         assert_eq!(event.headers.unwrap()["x-user"], "ana");
         assert_eq!(event.duration_ms, Some(812));
         assert_eq!(event.status_code, Some(200));
-        assert_eq!(event.response.as_deref(), Some(r#"{"choices":[]}"#));
-        assert_eq!(event.extra["team"], "payments");
+        assert_eq!(event.response.as_deref(), Some(r#"{"choices":[]}"#), "no text: JSON kept");
+        assert_eq!(event.team.as_deref(), Some("payments"));
+        assert_eq!(event.extra["deployment"], "eu-1");
         assert_eq!(event.extra.len(), 1);
+    }
+
+    #[test]
+    fn openai_chat_bodies_are_normalized_into_fields() {
+        let event = parse(
+            r#"{"timestamp":"2026-03-01T12:00:00Z","src_ip":"10.1.2.3","provider":"openai","model":"gpt-4o",
+                "user":"ana","app":"helpdesk","cost_usd":0.0042,
+                "messages":[
+                  {"role":"system","content":"You are a helpful assistant."},
+                  {"role":"user","content":[{"type":"text","text":"Hello"},{"type":"image_url","image_url":{"url":"x"}}]},
+                  {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"lookup","arguments":"{\"q\":\"order 7\"}"}}]},
+                  {"role":"tool","content":"order 7 shipped"}],
+                "response":{"choices":[{"message":{"role":"assistant","content":"It shipped."}}],
+                            "usage":{"prompt_tokens":31,"completion_tokens":4}}}"#,
+        )
+        .unwrap();
+        assert_eq!(event.prompt, "Hello\norder 7 shipped");
+        assert_eq!(event.system.as_deref(), Some("You are a helpful assistant."));
+        assert_eq!(event.tool_args.as_deref(), Some(r#"{"q":"order 7"}"#));
+        assert_eq!(event.response.as_deref(), Some("It shipped."));
+        assert_eq!((event.tokens_in, event.tokens_out), (Some(31), Some(4)));
+        assert_eq!(event.user.as_deref(), Some("ana"));
+        assert_eq!(event.app.as_deref(), Some("helpdesk"));
+        assert_eq!(event.cost_usd, Some(0.0042));
+    }
+
+    #[test]
+    fn anthropic_message_bodies_are_normalized_into_fields() {
+        let event = parse(
+            r#"{"timestamp":"2026-03-01T12:00:00Z","src_ip":"10.1.2.3","provider":"anthropic","model":"claude-3-opus",
+                "prompt":"",
+                "system":[{"type":"text","text":"Be terse."}],
+                "messages":[{"role":"user","content":[{"type":"text","text":"Weather?"},
+                   {"type":"tool_result","tool_use_id":"t1","content":[{"type":"text","text":"Sunny"}]}]}],
+                "response":{"content":[{"type":"text","text":"Checking."},{"type":"tool_use","id":"t2","name":"wx","input":{"city":"Oslo"}}],
+                            "usage":{"input_tokens":12,"output_tokens":9}}}"#,
+        )
+        .unwrap();
+        assert_eq!(event.prompt, "Weather?\nSunny");
+        assert_eq!(event.system.as_deref(), Some("Be terse."));
+        assert_eq!(event.response.as_deref(), Some("Checking."));
+        assert_eq!(event.tool_args.as_deref(), Some(r#"{"city":"Oslo"}"#));
+        assert_eq!((event.tokens_in, event.tokens_out), (Some(12), Some(9)));
     }
 }

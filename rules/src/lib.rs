@@ -29,6 +29,7 @@
 //! # Ok::<(), flagstream_rules::Error>(())
 //! ```
 
+mod body;
 mod detector;
 mod error;
 mod event;
