@@ -30,17 +30,22 @@
 //! ```
 
 mod body;
-mod detector;
+mod condition;
+pub mod detector;
 mod error;
 mod event;
+mod matcher;
 mod pack;
 mod rule;
 mod ruleset;
+mod text;
 mod verdict;
 
 pub use error::Error;
 pub use event::{Event, Origin};
+pub use matcher::detector_ids;
 pub use pack::Pack;
-pub use rule::{Rule, RuleKind, Severity};
+pub use rule::{Conditions, Exceptions, Field, Metric, Mode, Op, Rule, RuleKind, Severity};
 pub use ruleset::RuleSet;
-pub use verdict::{Detection, Field, Verdict};
+pub use text::Encoding;
+pub use verdict::{Detection, Verdict};
