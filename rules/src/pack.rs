@@ -1,17 +1,22 @@
-//! Rule packs shipped inside the crate, so a fresh install detects something on day one.
+//! Rule packs: versioned sets of rules in TOML, two of them shipped inside the crate.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Error, Rule};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pack {
     pub name: String,
     pub version: u32,
+    #[serde(default)]
+    pub description: String,
     pub rules: Vec<Rule>,
 }
 
-const PACKS: &[(&str, &str)] = &[("default", include_str!("../packs/default.json"))];
+const PACKS: &[(&str, &str)] = &[
+    ("default", include_str!("../packs/default.toml")),
+    ("flagwise-compat", include_str!("../packs/flagwise-compat.toml")),
+];
 
 impl Pack {
     /// The names of the built-in packs.
@@ -25,7 +30,15 @@ impl Pack {
             .iter()
             .find(|(n, _)| *n == name)
             .ok_or_else(|| Error::InvalidPack(format!("no built-in pack named {name:?}")))?;
-        Pack::from_json(text)
+        Pack::from_toml(text)
+    }
+
+    pub fn from_toml(text: &str) -> Result<Pack, Error> {
+        toml::from_str(text).map_err(|e| Error::InvalidPack(e.to_string()))
+    }
+
+    pub fn to_toml(&self) -> Result<String, Error> {
+        toml::to_string(self).map_err(|e| Error::InvalidPack(e.to_string()))
     }
 
     pub fn from_json(text: &str) -> Result<Pack, Error> {
