@@ -6,7 +6,8 @@ use clap::{Parser, ValueEnum};
 /// Flagstream consumer: reads LLM traffic events from Kafka, evaluates them against the
 /// detection rules and stores flags and dead letters in PostgreSQL.
 ///
-/// Environment variable names follow FlagWise where it has one.
+/// Environment variable names follow FlagWise where it has one. To evaluate a file of
+/// events offline instead, run `flagstream-consumer scan --help`.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "flagstream-consumer", version)]
 pub struct Config {

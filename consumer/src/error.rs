@@ -12,6 +12,8 @@ pub enum Error {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("rules: {0}")]
     Rules(#[from] flagstream_rules::Error),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
     #[error("evaluation worker failed: {0}")]
     Worker(String),
 }

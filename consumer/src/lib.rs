@@ -9,6 +9,7 @@ pub mod batch;
 pub mod config;
 mod error;
 pub mod kafka;
+pub mod scan;
 pub mod sink;
 pub mod telemetry;
 

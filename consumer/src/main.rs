@@ -1,16 +1,27 @@
 use anyhow::Context;
 use clap::Parser;
+use flagstream_consumer::scan::{self, ScanArgs};
 use flagstream_consumer::{telemetry, Config};
 use tokio_util::sync::CancellationToken;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // `scan` is offline and needs none of the consumer's settings, so it is dispatched
+    // before they are parsed (and required).
+    let mut args = std::env::args_os();
+    if std::env::args_os().nth(1).is_some_and(|a| a == "scan") {
+        args.next();
+        scan::run(ScanArgs::parse_from(args)).context("scan failed")?;
+        return Ok(());
+    }
     let config = Config::parse();
     telemetry::init(&config.log_level, config.log_format);
     tracing::info!(?config, "starting flagstream-consumer");
-    let shutdown = CancellationToken::new();
-    tokio::spawn(telemetry::cancel_on_signal(shutdown.clone()));
-    flagstream_consumer::run(config, shutdown)
-        .await
-        .context("flagstream-consumer failed")
+    let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(telemetry::cancel_on_signal(shutdown.clone()));
+        flagstream_consumer::run(config, shutdown)
+            .await
+            .context("flagstream-consumer failed")
+    })
 }

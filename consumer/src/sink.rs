@@ -60,8 +60,7 @@ pub async fn store_batch(pool: &PgPool, batch: &Evaluated) -> Result<Stored, Err
         stored.flags = inserted.len() as u64;
 
         // Only flags inserted now get detections: a replayed flag already has its own.
-        let (mut flag_ids, mut rule_ids, mut fields, mut starts, mut ends, mut excerpts) =
-            (vec![], vec![], vec![], vec![], vec![], vec![]);
+        let mut d = DetectionColumns::default();
         let by_position: HashMap<(&str, i32, i64), &Flag> = f
             .iter()
             .map(|x| ((x.topic.as_str(), x.partition, x.offset), x))
@@ -70,26 +69,36 @@ pub async fn store_batch(pool: &PgPool, batch: &Evaluated) -> Result<Stored, Err
             let Some(flag) = by_position.get(&(topic.as_str(), *partition, *offset)) else {
                 continue;
             };
-            for d in &flag.verdict.detections {
-                flag_ids.push(*flag_id);
-                rule_ids.push(d.rule_id.as_str());
-                fields.push(d.field.as_str());
-                starts.push(i32::try_from(d.start).unwrap_or(i32::MAX));
-                ends.push(i32::try_from(d.end).unwrap_or(i32::MAX));
-                excerpts.push(d.excerpt.as_str());
+            for x in &flag.verdict.detections {
+                d.flag_ids.push(*flag_id);
+                d.rule_ids.push(x.rule_id.as_str());
+                d.rule_versions.push(i32::try_from(x.rule_version).unwrap_or(i32::MAX));
+                d.fields.push(x.field.as_str());
+                d.starts.push(i32::try_from(x.start).unwrap_or(i32::MAX));
+                d.ends.push(i32::try_from(x.end).unwrap_or(i32::MAX));
+                d.excerpts.push(x.excerpt.as_str());
+                d.detectors.push(x.detector.as_deref());
+                d.decoded_from.push(x.decoded_from.map(|e| e.as_str()));
+                d.shadow.push(x.shadow);
             }
         }
-        if !flag_ids.is_empty() {
+        if !d.flag_ids.is_empty() {
             let result = sqlx::query(
-                "INSERT INTO detections (flag_id, rule_id, field, span_start, span_end, excerpt)
-                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::int[], $5::int[], $6::text[])",
+                "INSERT INTO detections (flag_id, rule_id, rule_version, field, span_start, span_end,
+                                         excerpt, detector, decoded_from, shadow)
+                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::int[], $4::text[], $5::int[],
+                                      $6::int[], $7::text[], $8::text[], $9::text[], $10::bool[])",
             )
-            .bind(flag_ids)
-            .bind(rule_ids)
-            .bind(fields)
-            .bind(starts)
-            .bind(ends)
-            .bind(excerpts)
+            .bind(d.flag_ids)
+            .bind(d.rule_ids)
+            .bind(d.rule_versions)
+            .bind(d.fields)
+            .bind(d.starts)
+            .bind(d.ends)
+            .bind(d.excerpts)
+            .bind(d.detectors)
+            .bind(d.decoded_from)
+            .bind(d.shadow)
             .execute(&mut *tx)
             .await?;
             stored.detections = result.rows_affected();
@@ -123,4 +132,19 @@ pub async fn store_batch(pool: &PgPool, batch: &Evaluated) -> Result<Stored, Err
 
     tx.commit().await?;
     Ok(stored)
+}
+
+/// Detection rows as one array per column, for an UNNEST insert.
+#[derive(Default)]
+struct DetectionColumns<'a> {
+    flag_ids: Vec<i64>,
+    rule_ids: Vec<&'a str>,
+    rule_versions: Vec<i32>,
+    fields: Vec<&'a str>,
+    starts: Vec<i32>,
+    ends: Vec<i32>,
+    excerpts: Vec<&'a str>,
+    detectors: Vec<Option<&'a str>>,
+    decoded_from: Vec<Option<&'static str>>,
+    shadow: Vec<bool>,
 }

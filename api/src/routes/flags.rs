@@ -63,8 +63,10 @@ pub async fn list(
                 f.provider, f.model, f.endpoint, f.method, f.status_code, f.duration_ms,
                 f.score, f.severity, f.status,
                 COALESCE((SELECT json_agg(json_build_object(
-                              'rule_id', d.rule_id, 'field', d.field, 'start', d.span_start,
-                              'end', d.span_end, 'excerpt', d.excerpt) ORDER BY d.id)
+                              'rule_id', d.rule_id, 'rule_version', d.rule_version,
+                              'field', d.field, 'start', d.span_start, 'end', d.span_end,
+                              'excerpt', d.excerpt, 'detector', d.detector,
+                              'decoded_from', d.decoded_from, 'shadow', d.shadow) ORDER BY d.id)
                           FROM detections d WHERE d.flag_id = f.id), '[]'::json) AS detections
          FROM flags f
          ORDER BY f.event_time DESC, f.id DESC
