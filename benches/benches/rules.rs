@@ -52,7 +52,7 @@ mod hyperscan_baseline {
     pub fn bench(group: &mut BenchmarkGroup<'_, WallTime>, prompts: &[String]) {
         let mut patterns: Vec<Pattern> = ["password", "secret", "api_key", "private_key", "confidential", "classified", "internal"]
             .iter()
-            .map(|k| Pattern::with_flags(k, CompileFlags::CASELESS).expect("literal"))
+            .map(|k| Pattern::with_flags(*k, CompileFlags::CASELESS).expect("literal"))
             .collect();
         for re in [
             r"[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\.[a-zA-Z]{2,}",

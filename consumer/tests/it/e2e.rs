@@ -204,7 +204,7 @@ async fn events_flow_from_the_broker_through_the_consumer_to_the_api() {
     ids.sort_unstable();
     assert_eq!(ids, expected_ids);
     for flag in flags {
-        assert_eq!(flag["severity"], "critical");
+        assert_eq!(flag["severity"], "high");
         assert_eq!(flag["src_ip"], "10.20.30.40");
         let detections = flag["detections"].as_array().unwrap();
         assert_eq!(detections.len(), 2, "{flag}");
