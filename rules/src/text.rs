@@ -64,7 +64,7 @@ impl<'a> Cleaned<'a> {
             tag_text: Vec::new(),
         };
         // Every smuggled character is outside ASCII: clean ASCII text skips all of this.
-        if original.is_ascii() || !original.chars().any(|c| Smuggling::of(c).is_some()) {
+        if original.is_ascii() || !has_smuggling(original) {
             return cleaned;
         }
         let mut text = String::with_capacity(original.len());
@@ -126,6 +126,14 @@ impl<'a> Cleaned<'a> {
     }
 }
 
+/// Every smuggled character's UTF-8 form starts with one of four lead bytes; jumping between
+/// them with memchr keeps non-ASCII prose from paying a per-char decode.
+fn has_smuggling(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let at = |i: usize| text.get(i..).and_then(|t| t.chars().next()).and_then(Smuggling::of).is_some();
+    memchr::memchr3_iter(0xE2, 0xEF, 0xF3, bytes).any(at) || memchr::memchr_iter(0xE1, bytes).any(at)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Encoding {
@@ -151,55 +159,61 @@ impl Encoding {
 pub(crate) fn decoded_runs(text: &str, budget: &mut usize) -> Vec<(Encoding, usize, usize, String)> {
     let mut out = Vec::new();
     let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() && *budget > 0 {
-        if !is_b64(bytes[i]) && bytes[i] != b'%' {
-            i += 1;
+    let in_run = |b: u8| is_b64(b) || matches!(b, b'%' | b'=' | b'.');
+    // Only runs of at least PROBE bytes can decode to anything, and every such run covers one
+    // of the probed positions PROBE apart: ordinary prose is skipped 9 bytes at a time.
+    const PROBE: usize = 3 * MIN_PERCENT_ESCAPES;
+    let (mut probe, mut floor) = (PROBE - 1, 0);
+    while probe < bytes.len() && *budget > 0 {
+        if !in_run(bytes[probe]) {
+            probe += PROBE;
             continue;
         }
-        let start = i;
-        let mut escapes = 0;
-        while i < bytes.len() && (is_b64(bytes[i]) || bytes[i] == b'%' || bytes[i] == b'=' || bytes[i] == b'.') {
-            if bytes[i] == b'%' && i + 2 < bytes.len() && bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit() {
-                escapes += 1;
-            }
-            i += 1;
+        let mut start = probe;
+        while start > floor && in_run(bytes[start - 1]) {
+            start -= 1;
         }
-        let run = &text[start..i];
-        let decoded = if escapes >= MIN_PERCENT_ESCAPES {
-            percent_decode(run).map(|d| (Encoding::Percent, d))
-        } else {
-            // Base64 and hex runs do not contain '.', '%' or inner '=': take the longest clean piece.
-            let piece = run.split(['.', '%']).max_by_key(|p| p.len()).unwrap_or("");
-            let offset = piece.as_ptr() as usize - run.as_ptr() as usize;
-            let piece = piece.trim_end_matches('=');
-            let padded_end = (offset + piece.len()..run.len())
-                .take_while(|&k| run.as_bytes()[k] == b'=')
-                .last()
-                .map_or(offset + piece.len(), |k| k + 1);
-            let found = if piece.len() >= MIN_HEX && piece.len() % 2 == 0 && piece.bytes().all(|b| b.is_ascii_hexdigit()) {
-                hex_decode(piece).map(|d| (Encoding::Hex, d))
-            } else if piece.len() >= MIN_BASE64 && looks_encoded(piece) {
-                base64_decode(piece).map(|d| (Encoding::Base64, d))
-            } else {
-                None
-            };
-            if let Some((enc, d)) = found {
-                if *budget >= d.len() {
-                    *budget -= d.len();
-                    out.push((enc, start + offset, start + padded_end, d));
-                }
-            }
-            continue;
-        };
-        if let Some((enc, d)) = decoded {
-            if *budget >= d.len() {
-                *budget -= d.len();
-                out.push((enc, start, i, d));
-            }
+        let mut end = probe + 1;
+        while end < bytes.len() && in_run(bytes[end]) {
+            end += 1;
+        }
+        floor = end;
+        probe = end + PROBE;
+        if end - start >= PROBE {
+            // Run bytes are ASCII, so both ends are char boundaries.
+            decode_run(&text[start..end], start, budget, &mut out);
         }
     }
     out
+}
+
+fn decode_run(run: &str, at: usize, budget: &mut usize, out: &mut Vec<(Encoding, usize, usize, String)>) {
+    let b = run.as_bytes();
+    let escapes = (0..b.len().saturating_sub(2))
+        .filter(|&k| b[k] == b'%' && b[k + 1].is_ascii_hexdigit() && b[k + 2].is_ascii_hexdigit())
+        .count();
+    let found = if escapes >= MIN_PERCENT_ESCAPES {
+        percent_decode(run).map(|d| (Encoding::Percent, 0, run.len(), d))
+    } else {
+        // Base64 and hex hold no '.', '%' or inner '=': take the longest clean piece.
+        let piece = run.split(['.', '%']).max_by_key(|p| p.len()).unwrap_or("");
+        let offset = piece.as_ptr() as usize - run.as_ptr() as usize;
+        let bare = piece.trim_end_matches('=');
+        let end = offset + bare.len() + (piece.len() - bare.len()).min(2);
+        if bare.len() >= MIN_HEX && bare.len() % 2 == 0 && bare.bytes().all(|c| c.is_ascii_hexdigit()) {
+            hex_decode(bare).map(|d| (Encoding::Hex, offset, end, d))
+        } else if bare.len() >= MIN_BASE64 && looks_encoded(bare) {
+            base64_decode(bare).map(|d| (Encoding::Base64, offset, end, d))
+        } else {
+            None
+        }
+    };
+    if let Some((encoding, s, e, decoded)) = found {
+        if *budget >= decoded.len() {
+            *budget -= decoded.len();
+            out.push((encoding, at + s, at + e, decoded));
+        }
+    }
 }
 
 fn is_b64(b: u8) -> bool {
