@@ -1,6 +1,8 @@
 //! The compiled text matchers behind a [`RuleSet`]: one automaton for every keyword, one
 //! RegexSet for every regex, and the built-in detectors the rules reference.
 
+use std::sync::LazyLock;
+
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
@@ -59,16 +61,21 @@ pub(crate) struct Matchers {
     regex_set: Option<RegexSet>,
     patterns: Vec<Pattern>,
     /// Rules interested in each secret format / injection family / PII kind.
-    secrets: Option<(SecretScanner, Vec<Vec<usize>>)>,
-    injection: Option<(InjectionScanner, Vec<Vec<usize>>)>,
+    secrets: Option<(&'static SecretScanner, Vec<Vec<usize>>)>,
+    injection: Option<(&'static InjectionScanner, Vec<Vec<usize>>)>,
     pii: Vec<(PiiKind, Vec<usize>)>,
     smuggling: [Vec<usize>; 3],
 }
 
+/// The scanners are compiled once per process, not per rule set: a reload or a dry-run of a
+/// single rule should not pay for compiling forty secret formats again.
+static SECRETS: LazyLock<SecretScanner> = LazyLock::new(SecretScanner::new);
+static INJECTION: LazyLock<InjectionScanner> = LazyLock::new(InjectionScanner::new);
+
 /// Every built-in detector id.
 pub fn detector_ids() -> Vec<&'static str> {
-    let mut ids: Vec<&'static str> = SecretScanner::new().ids().collect();
-    ids.extend(InjectionScanner::new().ids());
+    let mut ids: Vec<&'static str> = SECRETS.ids().collect();
+    ids.extend(INJECTION.ids());
     ids.extend(PiiKind::ALL.iter().map(|k| k.id()));
     ids.extend(Smuggling::ALL.iter().map(|s| s.id()));
     ids
@@ -83,8 +90,7 @@ impl Matchers {
         let mut m = Matchers::default();
         let mut literals: Vec<&str> = Vec::new();
         let mut regex_sources: Vec<String> = Vec::new();
-        let secrets = SecretScanner::new();
-        let injection = InjectionScanner::new();
+        let (secrets, injection) = (&*SECRETS, &*INJECTION);
         let mut secret_rules = vec![Vec::new(); secrets.ids().count()];
         let mut injection_rules = vec![Vec::new(); injection.ids().count()];
         for (index, c) in rules.iter().enumerate() {
