@@ -50,22 +50,35 @@ mod hyperscan_baseline {
 
     /// FlagWise's default literals and regexes, compiled as one Hyperscan database.
     pub fn bench(group: &mut BenchmarkGroup<'_, WallTime>, prompts: &[String]) {
-        let mut patterns: Vec<Pattern> = ["password", "secret", "api_key", "private_key", "confidential", "classified", "internal"]
-            .iter()
-            .map(|k| Pattern::with_flags(*k, CompileFlags::CASELESS).expect("literal"))
-            .collect();
+        let mut patterns: Vec<Pattern> = [
+            "password",
+            "secret",
+            "api_key",
+            "private_key",
+            "confidential",
+            "classified",
+            "internal",
+        ]
+        .iter()
+        .map(|k| Pattern::with_flags(*k, CompileFlags::CASELESS).expect("literal"))
+        .collect();
         for re in [
             r"[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\.[a-zA-Z]{2,}",
             r"\b(?:\d{4}[-\s]?){3}\d{4}\b",
             r"\b(?:[0-9]{1,3}\.){3}[0-9]{1,3}\b",
             r"\b\d{3}[-.]?\d{3}[-.]?\d{4}\b",
         ] {
-            patterns.push(Pattern::with_flags(re, CompileFlags::CASELESS | CompileFlags::SOM_LEFTMOST).expect("regex"));
+            patterns.push(
+                Pattern::with_flags(re, CompileFlags::CASELESS | CompileFlags::SOM_LEFTMOST)
+                    .expect("regex"),
+            );
         }
         for (i, p) in patterns.iter_mut().enumerate() {
             p.id = Some(i);
         }
-        let db: BlockDatabase = Patterns::from(patterns).build().expect("hyperscan database");
+        let db: BlockDatabase = Patterns::from(patterns)
+            .build()
+            .expect("hyperscan database");
         let scratch = db.alloc_scratch().expect("scratch");
         group.bench_function("flagwise-compat_hyperscan", |b| {
             b.iter(|| {

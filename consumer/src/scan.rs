@@ -55,7 +55,12 @@ pub fn load_rules(args: &ScanArgs) -> Result<RuleSet, Error> {
 }
 
 /// Evaluates every line; a line that is not an event is reported on `errors` and skipped.
-pub fn scan(rules: &RuleSet, input: impl BufRead, mut out: impl Write, mut errors: impl Write) -> Result<Summary, Error> {
+pub fn scan(
+    rules: &RuleSet,
+    input: impl BufRead,
+    mut out: impl Write,
+    mut errors: impl Write,
+) -> Result<Summary, Error> {
     let mut summary = Summary::default();
     let mut busy = Duration::ZERO;
     for (index, line) in input.split(b'\n').enumerate() {
@@ -66,7 +71,11 @@ pub fn scan(rules: &RuleSet, input: impl BufRead, mut out: impl Write, mut error
         }
         summary.bytes += line.len() as u64;
         let started = Instant::now();
-        let origin = Origin { topic: "line", partition: 0, offset: number };
+        let origin = Origin {
+            topic: "line",
+            partition: 0,
+            offset: number,
+        };
         let event = match Event::parse(&line, Some(origin)) {
             Ok(event) => event,
             Err(e) => {
@@ -132,10 +141,17 @@ mod tests {
         );
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let summary = scan(&rules, input.as_bytes(), &mut out, &mut err).unwrap();
-        assert_eq!((summary.events, summary.flagged, summary.malformed), (2, 1, 1));
+        assert_eq!(
+            (summary.events, summary.flagged, summary.malformed),
+            (2, 1, 1)
+        );
         assert_eq!(summary.per_rule.get("flagwise.critical_keywords"), Some(&1));
         assert_eq!(summary.per_rule.get("flagwise.restricted_models"), Some(&1));
-        let lines: Vec<serde_json::Value> = String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["line"], 1);
         assert_eq!(lines[0]["verdict"]["score"], 70);

@@ -72,7 +72,8 @@ pub async fn store_batch(pool: &PgPool, batch: &Evaluated) -> Result<Stored, Err
             for x in &flag.verdict.detections {
                 d.flag_ids.push(*flag_id);
                 d.rule_ids.push(x.rule_id.as_str());
-                d.rule_versions.push(i32::try_from(x.rule_version).unwrap_or(i32::MAX));
+                d.rule_versions
+                    .push(i32::try_from(x.rule_version).unwrap_or(i32::MAX));
                 d.fields.push(x.field.as_str());
                 d.starts.push(i32::try_from(x.start).unwrap_or(i32::MAX));
                 d.ends.push(i32::try_from(x.end).unwrap_or(i32::MAX));

@@ -36,7 +36,10 @@ impl Texts {
     /// and earlier assistant turns included: an injection planted there reaches the model too.
     pub fn add_messages(&mut self, messages: &Value) {
         for message in messages.as_array().into_iter().flatten() {
-            let role = message.get("role").and_then(Value::as_str).unwrap_or("user");
+            let role = message
+                .get("role")
+                .and_then(Value::as_str)
+                .unwrap_or("user");
             let is_system = matches!(role, "system" | "developer");
             if let Some(content) = message.get("content") {
                 let mut texts = Vec::new();
@@ -62,7 +65,12 @@ impl Texts {
     /// Returns false when no text was found in it.
     pub fn add_response(&mut self, response: &Value) -> bool {
         let before = self.response.len() + self.tool_args.len();
-        for choice in response.get("choices").and_then(Value::as_array).into_iter().flatten() {
+        for choice in response
+            .get("choices")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(message) = choice.get("message") {
                 if let Some(content) = message.get("content") {
                     let mut texts = Vec::new();
@@ -89,7 +97,12 @@ impl Texts {
     }
 
     fn add_tool_calls(&mut self, message: &Value) {
-        for call in message.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+        for call in message
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             match call.pointer("/function/arguments") {
                 Some(Value::String(s)) => self.tool_args.push(s.clone()),
                 Some(other) if !other.is_null() => self.tool_args.push(other.to_string()),

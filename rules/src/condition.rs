@@ -53,7 +53,9 @@ impl Cidr {
             Some((a, p)) => (a, Some(p)),
             None => (s.trim(), None),
         };
-        let network: IpAddr = addr.parse().map_err(|_| format!("{s:?} is not an IP network"))?;
+        let network: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP network"))?;
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
@@ -73,11 +75,15 @@ impl Cidr {
         };
         match (self.network, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(n) & mask == u128::from(a) & mask
             }
             _ => false,
@@ -103,7 +109,11 @@ mod tests {
             ("a*b*c", "aXbYbZ", false),
         ];
         for (pattern, text, expected) in cases {
-            assert_eq!(Glob::new(pattern).matches(text), expected, "{pattern} ~ {text}");
+            assert_eq!(
+                Glob::new(pattern).matches(text),
+                expected,
+                "{pattern} ~ {text}"
+            );
         }
     }
 
@@ -120,7 +130,11 @@ mod tests {
         ];
         for (range, ip, expected) in cases {
             let cidr = Cidr::parse(range).unwrap();
-            assert_eq!(cidr.contains(ip.parse().unwrap()), expected, "{range} ∋ {ip}");
+            assert_eq!(
+                cidr.contains(ip.parse().unwrap()),
+                expected,
+                "{range} ∋ {ip}"
+            );
         }
         for bad in ["10.0.0.0/33", "banana", "10.0.0.0/x"] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");

@@ -400,7 +400,11 @@ mod tests {
         assert_eq!(event.headers.unwrap()["x-user"], "ana");
         assert_eq!(event.duration_ms, Some(812));
         assert_eq!(event.status_code, Some(200));
-        assert_eq!(event.response.as_deref(), Some(r#"{"choices":[]}"#), "no text: JSON kept");
+        assert_eq!(
+            event.response.as_deref(),
+            Some(r#"{"choices":[]}"#),
+            "no text: JSON kept"
+        );
         assert_eq!(event.team.as_deref(), Some("payments"));
         assert_eq!(event.extra["deployment"], "eu-1");
         assert_eq!(event.extra.len(), 1);
@@ -421,7 +425,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(event.prompt, "Hello\norder 7 shipped");
-        assert_eq!(event.system.as_deref(), Some("You are a helpful assistant."));
+        assert_eq!(
+            event.system.as_deref(),
+            Some("You are a helpful assistant.")
+        );
         assert_eq!(event.tool_args.as_deref(), Some(r#"{"q":"order 7"}"#));
         assert_eq!(event.response.as_deref(), Some("It shipped."));
         assert_eq!((event.tokens_in, event.tokens_out), (Some(31), Some(4)));

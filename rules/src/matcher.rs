@@ -82,7 +82,10 @@ pub fn detector_ids() -> Vec<&'static str> {
 }
 
 fn invalid(c: &Compiled, reason: String) -> Error {
-    Error::InvalidRule { rule_id: c.rule.id.clone(), reason }
+    Error::InvalidRule {
+        rule_id: c.rule.id.clone(),
+        reason,
+    }
 }
 
 impl Matchers {
@@ -95,13 +98,26 @@ impl Matchers {
         let mut injection_rules = vec![Vec::new(); injection.ids().count()];
         for (index, c) in rules.iter().enumerate() {
             match &c.rule.kind {
-                RuleKind::Keyword { keywords, case_sensitive, whole_word } => {
+                RuleKind::Keyword {
+                    keywords,
+                    case_sensitive,
+                    whole_word,
+                } => {
                     if keywords.is_empty() || keywords.len() > MAX_KEYWORDS_PER_RULE {
-                        return Err(invalid(c, format!("needs 1 to {MAX_KEYWORDS_PER_RULE} keywords")));
+                        return Err(invalid(
+                            c,
+                            format!("needs 1 to {MAX_KEYWORDS_PER_RULE} keywords"),
+                        ));
                     }
                     for k in keywords {
                         if k.trim().is_empty() || k.len() > MAX_KEYWORD_LEN {
-                            return Err(invalid(c, format!("keyword {:?} is empty or over {MAX_KEYWORD_LEN} bytes", crate::event::truncate(k, 40))));
+                            return Err(invalid(
+                                c,
+                                format!(
+                                    "keyword {:?} is empty or over {MAX_KEYWORD_LEN} bytes",
+                                    crate::event::truncate(k, 40)
+                                ),
+                            ));
                         }
                         if !case_sensitive && !k.is_ascii() {
                             let source = format!("(?i){}", regex::escape(k));
@@ -116,11 +132,21 @@ impl Matchers {
                         }
                     }
                 }
-                RuleKind::Regex { pattern, case_sensitive } => {
+                RuleKind::Regex {
+                    pattern,
+                    case_sensitive,
+                } => {
                     if pattern.is_empty() || pattern.len() > MAX_PATTERN_LEN {
-                        return Err(invalid(c, format!("pattern must be 1 to {MAX_PATTERN_LEN} bytes")));
+                        return Err(invalid(
+                            c,
+                            format!("pattern must be 1 to {MAX_PATTERN_LEN} bytes"),
+                        ));
                     }
-                    let source = if *case_sensitive { pattern.clone() } else { format!("(?i){pattern}") };
+                    let source = if *case_sensitive {
+                        pattern.clone()
+                    } else {
+                        format!("(?i){pattern}")
+                    };
                     m.add_regex(c, index, source, false, &mut regex_sources)?;
                 }
                 RuleKind::Detector { detector } => {
@@ -154,7 +180,13 @@ impl Matchers {
                         }
                     }
                     if !any {
-                        return Err(invalid(c, format!("unknown detector {:?}", crate::event::truncate(detector, 64))));
+                        return Err(invalid(
+                            c,
+                            format!(
+                                "unknown detector {:?}",
+                                crate::event::truncate(detector, 64)
+                            ),
+                        ));
                     }
                 }
                 _ => {}
@@ -187,17 +219,31 @@ impl Matchers {
         Ok(m)
     }
 
-    fn add_regex(&mut self, c: &Compiled, rule: usize, source: String, whole_word: bool, sources: &mut Vec<String>) -> Result<(), Error> {
+    fn add_regex(
+        &mut self,
+        c: &Compiled,
+        rule: usize,
+        source: String,
+        whole_word: bool,
+        sources: &mut Vec<String>,
+    ) -> Result<(), Error> {
         let regex = RegexBuilder::new(&source)
             .size_limit(REGEX_SIZE_LIMIT)
             .nest_limit(64)
             .build()
             .map_err(|e| invalid(c, format!("regex does not compile: {e}")))?;
         if regex.is_match("") {
-            return Err(invalid(c, "regex matches the empty string, so it would match every event".into()));
+            return Err(invalid(
+                c,
+                "regex matches the empty string, so it would match every event".into(),
+            ));
         }
         sources.push(source);
-        self.patterns.push(Pattern { rule, regex, whole_word });
+        self.patterns.push(Pattern {
+            rule,
+            regex,
+            whole_word,
+        });
         Ok(())
     }
 
@@ -208,7 +254,14 @@ impl Matchers {
 
     /// Appends (rule, start, end, detector) for every match in `text` of a rule allowed on
     /// `field`.
-    pub fn find(&self, set: &RuleSet, text: &str, field: Field, active: &[bool], out: &mut Vec<Found>) {
+    pub fn find(
+        &self,
+        set: &RuleSet,
+        text: &str,
+        field: Field,
+        active: &[bool],
+        out: &mut Vec<Found>,
+    ) {
         let keep = |rule: usize, s: usize, e: usize| {
             set.allowed(rule, field, active)
                 && !set.rules[rule].exceptions.allows(&text[s..e])
@@ -218,7 +271,9 @@ impl Matchers {
             for m in ac.find_overlapping_iter(text) {
                 let k = &self.keyword_meta[m.pattern().as_usize()];
                 let (s, e) = (m.start(), m.end());
-                if k.exact.as_deref().is_some_and(|x| x != &text[s..e]) || (k.whole_word && !is_whole_word(text, s, e)) {
+                if k.exact.as_deref().is_some_and(|x| x != &text[s..e])
+                    || (k.whole_word && !is_whole_word(text, s, e))
+                {
                     continue;
                 }
                 if keep(k.rule, s, e) {
@@ -287,9 +342,15 @@ fn is_word_char(c: char) -> bool {
 /// True when the match is not glued to a word character on either side. Matches always
 /// start and end on char boundaries, so slicing here cannot panic.
 pub(crate) fn is_whole_word(text: &str, start: usize, end: usize) -> bool {
-    let before = text[..start].chars().next_back().is_none_or(|c| !is_word_char(c));
+    let before = text[..start]
+        .chars()
+        .next_back()
+        .is_none_or(|c| !is_word_char(c));
     let after = text[end..].chars().next().is_none_or(|c| !is_word_char(c));
     let first = text[start..end].chars().next().is_some_and(is_word_char);
-    let last = text[start..end].chars().next_back().is_some_and(is_word_char);
+    let last = text[start..end]
+        .chars()
+        .next_back()
+        .is_some_and(is_word_char);
     (before || !first) && (after || !last)
 }

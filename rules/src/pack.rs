@@ -15,7 +15,10 @@ pub struct Pack {
 
 const PACKS: &[(&str, &str)] = &[
     ("default", include_str!("../packs/default.toml")),
-    ("flagwise-compat", include_str!("../packs/flagwise-compat.toml")),
+    (
+        "flagwise-compat",
+        include_str!("../packs/flagwise-compat.toml"),
+    ),
 ];
 
 impl Pack {

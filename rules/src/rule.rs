@@ -66,7 +66,12 @@ impl Field {
     }
 
     /// The concrete fields `any` stands for.
-    pub const CONTENT: [Field; 4] = [Field::Prompt, Field::System, Field::Response, Field::ToolArgs];
+    pub const CONTENT: [Field; 4] = [
+        Field::Prompt,
+        Field::System,
+        Field::Response,
+        Field::ToolArgs,
+    ];
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -170,11 +175,7 @@ pub enum RuleKind {
     /// Matches when `src_ip` is in one of the ranges.
     Cidr { ranges: Vec<String> },
     /// A numeric comparison; an event without the value does not match.
-    Threshold {
-        metric: Metric,
-        op: Op,
-        value: f64,
-    },
+    Threshold { metric: Metric, op: Op, value: f64 },
     /// A built-in validated detector by id (`pii.credit_card`), or a family (`secret.*`).
     Detector { detector: String },
 }

@@ -10,7 +10,9 @@ use crate::condition::{any_glob, Cidr, Glob};
 use crate::matcher::{Hit, Matchers};
 use crate::text::{decoded_runs, Cleaned, Encoding, DECODE_BUDGET, MAX_DEPTH};
 use crate::verdict::excerpt;
-use crate::{Detection, Error, Event, Exceptions, Field, Metric, Mode, Op, Rule, RuleKind, Verdict};
+use crate::{
+    Detection, Error, Event, Exceptions, Field, Metric, Mode, Op, Rule, RuleKind, Verdict,
+};
 
 /// Detections kept per rule and field: enough evidence for triage, bounded storage.
 const MAX_DETECTIONS_PER_RULE_FIELD: usize = 16;
@@ -63,7 +65,11 @@ impl ExceptionSet {
             )
         };
         Ok(ExceptionSet {
-            literals: exceptions.literals.iter().map(|l| l.to_lowercase()).collect(),
+            literals: exceptions
+                .literals
+                .iter()
+                .map(|l| l.to_lowercase())
+                .collect(),
             regexes,
         })
     }
@@ -100,7 +106,10 @@ impl RuleSet {
     pub fn build_with(rules: Vec<Rule>, global: &Exceptions) -> Result<RuleSet, Error> {
         let rules: Vec<Rule> = rules.into_iter().filter(|r| r.enabled).collect();
         if rules.len() > MAX_RULES {
-            return Err(Error::InvalidPack(format!("{} rules exceed the limit of {MAX_RULES}", rules.len())));
+            return Err(Error::InvalidPack(format!(
+                "{} rules exceed the limit of {MAX_RULES}",
+                rules.len()
+            )));
         }
         let mut seen = std::collections::HashSet::new();
         let mut compiled = Vec::with_capacity(rules.len());
@@ -174,24 +183,57 @@ impl RuleSet {
         for &(kind, start, end) in &cleaned.smuggled {
             for &rule in self.matchers.smuggling_rules(kind) {
                 if self.allowed(rule, field, active) {
-                    hits.push(Hit { rule, field, start, end, decoded: None, detector: Some(kind.id()) });
+                    hits.push(Hit {
+                        rule,
+                        field,
+                        start,
+                        end,
+                        decoded: None,
+                        detector: Some(kind.id()),
+                    });
                 }
             }
         }
         let mut raw = Vec::new();
-        self.matchers.find(self, &cleaned.text, field, active, &mut raw);
+        self.matchers
+            .find(self, &cleaned.text, field, active, &mut raw);
         for (rule, s, e, detector) in raw.drain(..) {
             let (start, end) = cleaned.original_span(s, e);
-            hits.push(Hit { rule, field, start, end, decoded: None, detector });
+            hits.push(Hit {
+                rule,
+                field,
+                start,
+                end,
+                decoded: None,
+                detector,
+            });
         }
         let mut budget = DECODE_BUDGET;
         for (hidden, start, end) in &cleaned.tag_text {
             let span = (*start, *end);
-            self.scan_decoded(hidden, field, active, span, Encoding::UnicodeTags, 1, &mut budget, hits);
+            self.scan_decoded(
+                hidden,
+                field,
+                active,
+                span,
+                Encoding::UnicodeTags,
+                1,
+                &mut budget,
+                hits,
+            );
         }
         for (encoding, s, e, decoded) in decoded_runs(&cleaned.text, &mut budget) {
             let span = cleaned.original_span(s, e);
-            self.scan_decoded(&decoded, field, active, span, encoding, 1, &mut budget, hits);
+            self.scan_decoded(
+                &decoded,
+                field,
+                active,
+                span,
+                encoding,
+                1,
+                &mut budget,
+                hits,
+            );
         }
     }
 
@@ -210,11 +252,27 @@ impl RuleSet {
         let mut raw = Vec::new();
         self.matchers.find(self, text, field, active, &mut raw);
         for (rule, _, _, detector) in raw {
-            hits.push(Hit { rule, field, start: span.0, end: span.1, decoded: Some(encoding), detector });
+            hits.push(Hit {
+                rule,
+                field,
+                start: span.0,
+                end: span.1,
+                decoded: Some(encoding),
+                detector,
+            });
         }
         if depth < MAX_DEPTH {
             for (_, _, _, inner) in decoded_runs(text, budget) {
-                self.scan_decoded(&inner, field, active, span, encoding, depth + 1, budget, hits);
+                self.scan_decoded(
+                    &inner,
+                    field,
+                    active,
+                    span,
+                    encoding,
+                    depth + 1,
+                    budget,
+                    hits,
+                );
             }
         }
     }
@@ -223,7 +281,12 @@ impl RuleSet {
         active[rule] && self.rules[rule].targets & bit(field) != 0
     }
 
-    fn verdict(&self, event: &Event, mut hits: Vec<Hit>, metadata: Vec<(usize, Field, String)>) -> Verdict {
+    fn verdict(
+        &self,
+        event: &Event,
+        mut hits: Vec<Hit>,
+        metadata: Vec<(usize, Field, String)>,
+    ) -> Verdict {
         hits.sort_unstable_by_key(|h| (h.field, h.start, h.end, h.rule));
         hits.dedup_by_key(|h| (h.field, h.start, h.end, h.rule));
         let mut per_rule_field = std::collections::HashMap::new();
@@ -236,14 +299,29 @@ impl RuleSet {
         let mut detections = Vec::with_capacity(hits.len() + metadata.len());
         let mut field_text_cache: Option<(Field, Cow<'_, str>, Vec<(usize, usize)>)> = None;
         for h in &hits {
-            if field_text_cache.as_ref().is_none_or(|(f, _, _)| *f != h.field) {
+            if field_text_cache
+                .as_ref()
+                .is_none_or(|(f, _, _)| *f != h.field)
+            {
                 let text = field_text(event, h.field).unwrap_or_default();
-                let spans = hits.iter().filter(|o| o.field == h.field).map(|o| (o.start, o.end)).collect();
+                let spans = hits
+                    .iter()
+                    .filter(|o| o.field == h.field)
+                    .map(|o| (o.start, o.end))
+                    .collect();
                 field_text_cache = Some((h.field, text, spans));
             }
-            let Some((_, text, spans)) = &field_text_cache else { continue };
+            let Some((_, text, spans)) = &field_text_cache else {
+                continue;
+            };
             matched[h.rule] = true;
-            let mut d = self.detection(h.rule, h.field, h.start, h.end, excerpt(text, h.start, h.end, spans));
+            let mut d = self.detection(
+                h.rule,
+                h.field,
+                h.start,
+                h.end,
+                excerpt(text, h.start, h.end, spans),
+            );
             d.decoded_from = h.decoded;
             d.detector = h.detector.map(str::to_owned);
             detections.push(d);
@@ -254,15 +332,32 @@ impl RuleSet {
         }
         let mut score: u32 = 0;
         let mut severity = None;
-        for (c, _) in self.rules.iter().zip(&matched).filter(|(c, m)| **m && c.rule.mode == Mode::Enforce) {
+        for (c, _) in self
+            .rules
+            .iter()
+            .zip(&matched)
+            .filter(|(c, m)| **m && c.rule.mode == Mode::Enforce)
+        {
             score = score.saturating_add(c.rule.points);
             severity = severity.max(Some(c.rule.severity));
         }
         let score = score.min(100);
-        Verdict { score, severity, flagged: score >= self.threshold, detections }
+        Verdict {
+            score,
+            severity,
+            flagged: score >= self.threshold,
+            detections,
+        }
     }
 
-    fn detection(&self, rule: usize, field: Field, start: usize, end: usize, excerpt: String) -> Detection {
+    fn detection(
+        &self,
+        rule: usize,
+        field: Field,
+        start: usize,
+        end: usize,
+        excerpt: String,
+    ) -> Detection {
         let r = &self.rules[rule].rule;
         Detection {
             rule_id: r.id.clone(),
@@ -319,7 +414,10 @@ pub(crate) fn field_text(event: &Event, field: Field) -> Option<Cow<'_, str>> {
 }
 
 fn invalid(rule: &Rule, reason: String) -> Error {
-    Error::InvalidRule { rule_id: rule.id.clone(), reason }
+    Error::InvalidRule {
+        rule_id: rule.id.clone(),
+        reason,
+    }
 }
 
 fn compile(rule: Rule) -> Result<Compiled, Error> {
@@ -327,11 +425,16 @@ fn compile(rule: Rule) -> Result<Compiled, Error> {
         return Err(invalid(&rule, "id must be 1 to 128 characters".into()));
     }
     let cidrs = |ranges: &[String]| -> Result<Vec<Cidr>, Error> {
-        ranges.iter().map(|r| Cidr::parse(r).map_err(|e| invalid(&rule, e))).collect()
+        ranges
+            .iter()
+            .map(|r| Cidr::parse(r).map_err(|e| invalid(&rule, e)))
+            .collect()
     };
     let globs = |list: &[String]| list.iter().map(|g| Glob::new(g)).collect::<Vec<_>>();
     let check = match &rule.kind {
-        RuleKind::Keyword { .. } | RuleKind::Regex { .. } | RuleKind::Detector { .. } => Check::Text,
+        RuleKind::Keyword { .. } | RuleKind::Regex { .. } | RuleKind::Detector { .. } => {
+            Check::Text
+        }
         RuleKind::Model { allow, deny } | RuleKind::Provider { allow, deny } => {
             if allow.is_empty() && deny.is_empty() {
                 return Err(invalid(&rule, "needs an allow or a deny list".into()));
@@ -351,16 +454,27 @@ fn compile(rule: Rule) -> Result<Compiled, Error> {
         }
         RuleKind::Threshold { metric, op, value } => {
             if !value.is_finite() {
-                return Err(invalid(&rule, "threshold value must be a finite number".into()));
+                return Err(invalid(
+                    &rule,
+                    "threshold value must be a finite number".into(),
+                ));
             }
-            Check::Threshold { metric: *metric, op: *op, value: *value }
+            Check::Threshold {
+                metric: *metric,
+                op: *op,
+                value: *value,
+            }
         }
     };
     let targets = if rule.targets.is_empty() || rule.targets.contains(&Field::Any) {
         Field::CONTENT.iter().fold(0, |acc, f| acc | bit(*f))
     } else {
         0
-    } | rule.targets.iter().filter(|f| **f != Field::Any).fold(0, |acc, f| acc | bit(*f));
+    } | rule
+        .targets
+        .iter()
+        .filter(|f| **f != Field::Any)
+        .fold(0, |acc, f| acc | bit(*f));
     Ok(Compiled {
         models: globs(&rule.conditions.models),
         providers: globs(&rule.conditions.providers),
@@ -386,7 +500,9 @@ fn check_metadata(check: &Check, event: &Event) -> Option<(Field, String)> {
     };
     match check {
         Check::Text => None,
-        Check::Model { allow, deny } => listed(allow, deny, &event.model).then(|| (Field::Model, event.model.clone())),
+        Check::Model { allow, deny } => {
+            listed(allow, deny, &event.model).then(|| (Field::Model, event.model.clone()))
+        }
         Check::Provider { allow, deny } => {
             listed(allow, deny, &event.provider).then(|| (Field::Provider, event.provider.clone()))
         }
@@ -407,7 +523,10 @@ fn check_metadata(check: &Check, event: &Event) -> Option<(Field, String)> {
                 Metric::PromptLength => Some(event.prompt.chars().count() as f64),
             }?;
             op.holds(actual, *value).then(|| {
-                let name = serde_json::to_value(metric).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+                let name = serde_json::to_value(metric)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
                 (Field::Any, format!("{name} = {actual}"))
             })
         }

@@ -14,12 +14,19 @@ fn event_with(prompt: &str, response: &str) -> Event {
 
 fn rule(kind: serde_json::Value) -> Rule {
     let mut value = json!({"id": "r", "name": "r", "severity": "low", "points": 1});
-    value.as_object_mut().unwrap().extend(kind.as_object().unwrap().clone());
+    value
+        .as_object_mut()
+        .unwrap()
+        .extend(kind.as_object().unwrap().clone());
     serde_json::from_value(value).unwrap()
 }
 
 fn spans(set: &RuleSet, text: &str) -> Vec<(usize, usize)> {
-    set.evaluate(&event_with(text, "")).detections.iter().map(|d| (d.start, d.end)).collect()
+    set.evaluate(&event_with(text, ""))
+        .detections
+        .iter()
+        .map(|d| (d.start, d.end))
+        .collect()
 }
 
 /// Text that mixes ASCII, accents, CJK, zero-width, bidi and tag characters, and base64.

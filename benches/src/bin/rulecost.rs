@@ -7,7 +7,9 @@ use flagstream_benches::corpus;
 use flagstream_rules::{Pack, RuleSet};
 
 fn main() -> anyhow::Result<()> {
-    let pack = std::env::args().nth(1).unwrap_or_else(|| "default".to_owned());
+    let pack = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "default".to_owned());
     let prompts = corpus::prompts(42, 2000, 2048, 0.05);
     let events = corpus::events(&prompts);
     let bytes: usize = prompts.iter().map(String::len).sum();
@@ -29,7 +31,11 @@ fn main() -> anyhow::Result<()> {
     let median = times[times.len() / 2];
     println!("{:<28} {:>10} {:>12}", "rule", "MB/s", "× median");
     for (id, secs) in &rows {
-        println!("{id:<28} {:>10.0} {:>12.2}", bytes as f64 / secs / 1e6, secs / median);
+        println!(
+            "{id:<28} {:>10.0} {:>12.2}",
+            bytes as f64 / secs / 1e6,
+            secs / median
+        );
     }
     Ok(())
 }
