@@ -60,6 +60,8 @@ pub struct TrafficGenerator {
     sequence: u64,
     pub flag_ratio: f64,
     pub malformed_ratio: f64,
+    /// Pad prompts with more tasks until the event is about this many bytes (0: natural).
+    pub event_bytes: usize,
 }
 
 /// One generated message and what it is meant to be.
@@ -76,6 +78,7 @@ impl TrafficGenerator {
             sequence: 0,
             flag_ratio,
             malformed_ratio,
+            event_bytes: 0,
         }
     }
 
@@ -94,6 +97,11 @@ impl TrafficGenerator {
         let (provider, model) = *MODELS.choose(rng).unwrap_or(&MODELS[0]);
         let mut prompt = String::new();
         for _ in 0..rng.random_range(1..=4) {
+            prompt.push_str(TASKS.choose(rng).copied().unwrap_or_default());
+            prompt.push(' ');
+        }
+        // The rest of the event (ids, headers, response) is about 450 bytes.
+        while prompt.len() + 450 < self.event_bytes {
             prompt.push_str(TASKS.choose(rng).copied().unwrap_or_default());
             prompt.push(' ');
         }

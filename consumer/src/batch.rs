@@ -1,6 +1,13 @@
-//! A batch of Kafka messages turned into what gets stored: flags and dead letters.
+//! A batch of Kafka messages turned into what gets stored: flags, traffic counts and dead
+//! letters. Runs on a worker thread: parsing, rules and sealing are the CPU-bound part.
+
+use std::collections::{BTreeSet, HashMap};
 
 use flagstream_rules::{Event, Origin, RuleSet, Verdict};
+use time::OffsetDateTime;
+
+use crate::content::{Content, Keyring, StoreContent};
+use crate::Error;
 
 /// One Kafka message, detached from the client so it can cross to a worker thread.
 #[derive(Debug, Clone)]
@@ -11,22 +18,43 @@ pub struct Message {
     pub payload: Option<Vec<u8>>,
 }
 
-/// An event whose verdict flagged it.
-#[derive(Debug)]
-pub struct Flag {
-    pub event: Event,
-    pub verdict: Verdict,
+/// Where a message was read from; rows keyed by it are written at most once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Position {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
 }
 
+/// An event whose verdict flagged it.
+#[derive(Debug)]
+pub struct Flag {
+    pub position: Position,
+    pub event: Event,
+    pub verdict: Verdict,
+    pub categories: Vec<String>,
+    /// Sealed or redacted content, per `STORE_CONTENT`.
+    pub content: Option<(StoreContent, Vec<u8>)>,
+}
+
+/// What every parsed event adds to the traffic rollups.
+#[derive(Debug, Clone)]
+pub struct Traffic {
+    pub position: Position,
+    pub minute: OffsetDateTime,
+    pub provider: String,
+    pub model: String,
+    pub app: String,
+    pub flagged: bool,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub cost_micros: i64,
+}
+
 /// A message that could not be read as an event, kept with its reason.
 #[derive(Debug)]
 pub struct DeadLetter {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
+    pub position: Position,
     pub code: &'static str,
     pub error: String,
     /// The raw message, cut to the configured cap.
@@ -36,58 +64,125 @@ pub struct DeadLetter {
 
 #[derive(Debug, Default)]
 pub struct Evaluated {
-    pub events: usize,
+    pub messages: usize,
     pub flags: Vec<Flag>,
+    pub traffic: Vec<Traffic>,
     pub dead_letters: Vec<DeadLetter>,
+    pub rule_set_version: u64,
 }
 
-/// Parses and evaluates every message. Never fails: what cannot be parsed becomes a
-/// dead letter, so one poison message cannot stop the stream.
+/// How flagged content is kept.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    pub mode: StoreContent,
+    pub keys: Option<Keyring>,
+    pub dead_letter_max_bytes: usize,
+}
+
+/// Parses and evaluates every message. Never fails on a message: what cannot be parsed
+/// becomes a dead letter, so one poison message cannot stop the stream.
 pub fn evaluate(
     rules: &RuleSet,
     messages: Vec<Message>,
-    dead_letter_max_bytes: usize,
-) -> Evaluated {
-    let mut out = Evaluated::default();
+    storage: &Storage,
+) -> Result<Evaluated, Error> {
+    let categories: HashMap<&str, &str> = rules
+        .rules()
+        .map(|r| (r.id.as_str(), r.category.as_str()))
+        .collect();
+    let mut out = Evaluated {
+        messages: messages.len(),
+        rule_set_version: rules.version(),
+        ..Evaluated::default()
+    };
     for message in messages {
-        let origin = Origin {
-            topic: &message.topic,
+        let position = Position {
+            topic: message.topic,
             partition: message.partition,
             offset: message.offset,
+        };
+        let origin = Origin {
+            topic: &position.topic,
+            partition: position.partition,
+            offset: position.offset,
         };
         let parsed = match &message.payload {
             Some(bytes) => Event::parse(bytes, Some(origin)).map_err(|e| (e.code(), e.to_string())),
             None => Err(("empty", "message has no value".to_owned())),
         };
-        match parsed {
-            Ok(event) => {
-                out.events += 1;
-                let verdict = rules.evaluate(&event);
-                if verdict.flagged {
-                    out.flags.push(Flag {
-                        event,
-                        verdict,
-                        topic: message.topic,
-                        partition: message.partition,
-                        offset: message.offset,
-                    });
-                }
-            }
+        let event = match parsed {
+            Ok(event) => event,
             Err((code, error)) => {
                 let mut payload = message.payload.unwrap_or_default();
                 let payload_size = payload.len();
-                payload.truncate(dead_letter_max_bytes);
+                payload.truncate(storage.dead_letter_max_bytes);
                 out.dead_letters.push(DeadLetter {
-                    topic: message.topic,
-                    partition: message.partition,
-                    offset: message.offset,
+                    position,
                     code,
                     error,
                     payload,
                     payload_size,
                 });
+                continue;
             }
+        };
+        let verdict = rules.evaluate(&event);
+        out.traffic
+            .push(traffic(&position, &event, verdict.flagged));
+        if verdict.flagged {
+            let content = match storage.mode {
+                StoreContent::None => None,
+                StoreContent::Redacted => Some((
+                    StoreContent::Redacted,
+                    to_json(&Content::redacted(&event, &verdict))?,
+                )),
+                StoreContent::Encrypted => {
+                    let keys = storage.keys.as_ref().ok_or(Error::Config(
+                        "STORE_CONTENT=encrypted needs ENCRYPTION_KEY or ENCRYPTION_KEYS".into(),
+                    ))?;
+                    let sealed = keys.seal(&event.id, &to_json(&Content::of(&event))?)?;
+                    Some((StoreContent::Encrypted, sealed))
+                }
+            };
+            let categories: BTreeSet<&str> = verdict
+                .detections
+                .iter()
+                .filter(|d| !d.shadow)
+                .filter_map(|d| categories.get(d.rule_id.as_str()).copied())
+                .collect();
+            out.flags.push(Flag {
+                position,
+                event,
+                verdict,
+                categories: categories.into_iter().map(str::to_owned).collect(),
+                content,
+            });
         }
     }
-    out
+    Ok(out)
+}
+
+fn to_json(content: &Content) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(content).map_err(|e| Error::Seal(e.to_string()))
+}
+
+fn traffic(position: &Position, event: &Event, flagged: bool) -> Traffic {
+    let ts = event.timestamp.to_offset(time::UtcOffset::UTC);
+    let minute = ts - time::Duration::new(i64::from(ts.second()), ts.nanosecond() as i32);
+    let count = |n: Option<u64>| n.map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    Traffic {
+        position: position.clone(),
+        minute,
+        provider: event.provider.clone(),
+        model: event.model.clone(),
+        app: event.app.clone().unwrap_or_default(),
+        flagged,
+        tokens_in: count(event.tokens_in),
+        tokens_out: count(event.tokens_out),
+        // Micro-dollars: integer sums are exact, whatever order batches land in.
+        cost_micros: event
+            .cost_usd
+            .filter(|c| c.is_finite() && *c >= 0.0)
+            .map_or(0, |c| (c * 1e6).round().min(i64::MAX as f64) as i64),
+    }
 }

@@ -1,7 +1,10 @@
 use std::fmt;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+
+use crate::content::StoreContent;
 
 /// Flagstream consumer: reads LLM traffic events from Kafka, evaluates them against the
 /// detection rules and stores flags and dead letters in PostgreSQL.
@@ -53,9 +56,41 @@ pub struct Config {
     #[arg(long, env = "DEAD_LETTER_MAX_BYTES", default_value_t = 65536)]
     pub dead_letter_max_bytes: usize,
 
-    /// Built-in rule pack to evaluate events with.
+    /// Built-in rule pack stored as the rules on first start (rules then live in the
+    /// database and are managed through the API).
     #[arg(long, env = "RULES_PACK", default_value = "default")]
     pub rules_pack: String,
+
+    /// Events scoring at least this are flagged (1 = any match, as FlagWise).
+    #[arg(long, env = "FLAG_THRESHOLD", default_value_t = 1)]
+    pub flag_threshold: u32,
+
+    /// How often to check for rule changes should a notification be missed, in seconds.
+    #[arg(long, env = "RULES_POLL_INTERVAL_SECS", default_value_t = 30)]
+    pub rules_poll_secs: u64,
+
+    /// How a flagged event's prompt and response are kept: sealed with
+    /// XChaCha20-Poly1305, redacted (detections masked), or not at all. Unflagged events'
+    /// content is never stored.
+    #[arg(long, env = "STORE_CONTENT", default_value = "encrypted")]
+    pub store_content: StoreContent,
+
+    /// 32-byte content key, base64-encoded.
+    #[arg(long, env = "ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<Secret>,
+
+    /// Content keyring for rotation, `id:base64key,…`: the first seals, all open.
+    /// Overrides ENCRYPTION_KEY.
+    #[arg(long, env = "ENCRYPTION_KEYS", hide_env_values = true)]
+    pub encryption_keys: Option<Secret>,
+
+    /// Address of the Prometheus `/metrics` and `/health` endpoints.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:9091")]
+    pub metrics_addr: SocketAddr,
+
+    /// Longest time a shutdown may take to finish its batch and leave the group, in seconds.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
 
     /// Apply database migrations at start-up (serialized by a database lock).
     #[arg(long, env = "MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
@@ -73,6 +108,20 @@ pub struct Config {
 impl Config {
     pub fn batch_timeout(&self) -> Duration {
         Duration::from_millis(self.batch_timeout_ms)
+    }
+
+    /// Adds `KAFKA_OPT_<PROPERTY>` variables as librdkafka properties
+    /// (`KAFKA_OPT_SASL_PASSWORD` → `sasl.password`), after KAFKA_OPTIONS and the flags.
+    pub fn with_kafka_env(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Config {
+        for (name, value) in vars {
+            if let Some(property) = name.strip_prefix("KAFKA_OPT_").filter(|p| !p.is_empty()) {
+                self.kafka_options.push(KafkaOption {
+                    key: property.to_ascii_lowercase().replace('_', "."),
+                    value,
+                });
+            }
+        }
+        self
     }
 }
 

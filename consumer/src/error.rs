@@ -14,6 +14,10 @@ pub enum Error {
     Rules(#[from] flagstream_rules::Error),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("content sealing: {0}")]
+    Seal(String),
     #[error("evaluation worker failed: {0}")]
     Worker(String),
 }

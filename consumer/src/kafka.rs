@@ -1,24 +1,169 @@
 //! The Kafka side: joining the group, reading batches, committing what was stored.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
+};
 use rdkafka::message::Message as _;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use sqlx::{Connection, PgConnection};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::Message;
-use crate::config::Config;
+use crate::config::{Config, Secret};
+use crate::metrics::Metrics;
 use crate::Error;
+
+pub type KafkaConsumer = StreamConsumer<Context>;
 
 /// How long start-up waits for the brokers to describe the topic.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub fn connect(config: &Config) -> Result<Arc<StreamConsumer>, Error> {
+/// Longest a rebalance waits for PostgreSQL's offsets before falling back to Kafka's.
+const STORED_OFFSETS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Assigns partitions at the offsets PostgreSQL holds for them, and feeds the lag gauges.
+///
+/// Kafka's committed offsets trail PostgreSQL's (they are committed after it), so a new
+/// owner starting from Kafka's would re-read what is already stored. Should PostgreSQL be
+/// unreachable during a rebalance, Kafka's offsets are used and the batch transaction still
+/// skips whatever was stored: the seek saves work, the transaction guarantees exactness.
+pub struct Context {
+    database_url: Secret,
+    group: String,
+    metrics: Arc<Metrics>,
+}
+
+impl ClientContext for Context {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // -1: not consumed here, or librdkafka's internal partition.
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.metrics.set_lag(topic, *partition, p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for Context {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let wanted: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect();
+                let stored = self.stored_offsets(wanted);
+                for (topic, partition, offset) in &stored {
+                    let _ = tpl.set_partition_offset(topic, *partition, Offset::Offset(*offset));
+                }
+                tracing::info!(
+                    partitions = tpl.count(),
+                    from_postgres = stored.len(),
+                    "partitions assigned"
+                );
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                for e in tpl.elements() {
+                    self.metrics.clear_lag(e.topic(), e.partition());
+                }
+                tracing::info!(partitions = tpl.count(), "partitions revoked");
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::warn!(error = ?other, "rebalance failed");
+                consumer.unassign()
+            }
+        };
+        if let Err(e) = result {
+            self.metrics.error("kafka");
+            tracing::warn!(error = %e, "applying the new assignment failed");
+        }
+    }
+}
+
+impl Context {
+    /// Reads the stored offsets on a thread of its own, because rebalance callbacks run
+    /// inside the consumer's poll, where no async work can be awaited.
+    fn stored_offsets(&self, partitions: Vec<(String, i32)>) -> Vec<(String, i32, i64)> {
+        let (url, group) = (self.database_url.clone(), self.group.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            let result = match runtime {
+                Ok(rt) => rt.block_on(read_offsets(url.expose(), &group, &partitions)),
+                Err(e) => Err(Error::Io(e)),
+            };
+            let _ = tx.send(result);
+        });
+        match rx.recv_timeout(STORED_OFFSETS_TIMEOUT) {
+            Ok(Ok(stored)) => stored,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "reading stored offsets failed; starting from Kafka's");
+                Vec::new()
+            }
+            Err(_) => {
+                tracing::warn!("reading stored offsets timed out; starting from Kafka's");
+                Vec::new()
+            }
+        }
+    }
+}
+
+async fn read_offsets(
+    url: &str,
+    group: &str,
+    partitions: &[(String, i32)],
+) -> Result<Vec<(String, i32, i64)>, Error> {
+    let mut conn = PgConnection::connect(url).await?;
+    let rows = sqlx::query_as(
+        "SELECT o.topic, o.partition, o.next_offset FROM consumer_offsets o
+         JOIN UNNEST($2::text[], $3::int[]) AS a(t, p) ON o.topic = a.t AND o.partition = a.p
+         WHERE o.group_id = $1",
+    )
+    .bind(group)
+    .bind(
+        partitions
+            .iter()
+            .map(|(t, _)| t.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(partitions.iter().map(|(_, p)| *p).collect::<Vec<_>>())
+    .fetch_all(&mut conn)
+    .await?;
+    Ok(rows)
+}
+
+pub fn connect(config: &Config, metrics: Arc<Metrics>) -> Result<Arc<KafkaConsumer>, Error> {
     let mut client = ClientConfig::new();
     client
         .set("bootstrap.servers", &config.kafka_bootstrap_servers)
@@ -27,17 +172,24 @@ pub fn connect(config: &Config) -> Result<Arc<StreamConsumer>, Error> {
         // Offsets are committed by hand, and only for messages whose rows are committed in
         // PostgreSQL; auto-commit would acknowledge messages that were never stored.
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        // Feeds the per-partition lag gauges.
+        .set("statistics.interval.ms", "5000");
     for option in &config.kafka_options {
         client.set(&option.key, &option.value);
     }
-    let consumer: StreamConsumer = client.create()?;
+    let context = Context {
+        database_url: config.database_url.clone(),
+        group: config.kafka_group_id.clone(),
+        metrics,
+    };
+    let consumer: KafkaConsumer = client.create_with_context(context)?;
     Ok(Arc::new(consumer))
 }
 
 /// Fails fast, naming the problem, when the brokers cannot be reached or the topic is
 /// missing, instead of consuming nothing forever.
-pub async fn ensure_topic(consumer: &Arc<StreamConsumer>, topic: &str) -> Result<(), Error> {
+pub async fn ensure_topic(consumer: &Arc<KafkaConsumer>, topic: &str) -> Result<(), Error> {
     let client = Arc::clone(consumer);
     let name = topic.to_owned();
     let metadata =
@@ -54,7 +206,7 @@ pub async fn ensure_topic(consumer: &Arc<StreamConsumer>, topic: &str) -> Result
 /// `timeout` has passed since the first one arrived. Transport errors are logged and
 /// retried by librdkafka; they never end the stream.
 pub async fn next_batch(
-    consumer: &StreamConsumer,
+    consumer: &KafkaConsumer,
     max: usize,
     timeout: Duration,
     shutdown: &CancellationToken,
@@ -92,15 +244,12 @@ fn detach(m: &rdkafka::message::BorrowedMessage<'_>) -> Message {
     }
 }
 
-/// The next offset to read for each partition in the batch.
-pub fn next_offsets(batch: &[Message]) -> TopicPartitionList {
-    let mut next: HashMap<(&str, i32), i64> = HashMap::new();
-    for m in batch {
-        let entry = next.entry((&m.topic, m.partition)).or_insert(m.offset + 1);
-        *entry = (*entry).max(m.offset + 1);
-    }
+/// A partition list with the given next offsets.
+pub fn offset_list<'a>(
+    offsets: impl IntoIterator<Item = (&'a str, i32, i64)>,
+) -> TopicPartitionList {
     let mut list = TopicPartitionList::new();
-    for ((topic, partition), offset) in next {
+    for (topic, partition, offset) in offsets {
         // Adding a fresh (topic, partition) pair to a new list cannot fail.
         let _ = list.add_partition_offset(topic, partition, Offset::Offset(offset));
     }
@@ -109,7 +258,7 @@ pub fn next_offsets(batch: &[Message]) -> TopicPartitionList {
 
 /// Commits offsets without waiting; a lost commit only means a replay, which stores nothing
 /// twice.
-pub fn commit(consumer: &StreamConsumer, offsets: &TopicPartitionList, mode: CommitMode) {
+pub fn commit(consumer: &KafkaConsumer, offsets: &TopicPartitionList, mode: CommitMode) {
     if offsets.count() == 0 {
         return;
     }

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use anyhow::Context;
 use clap::Parser;
 use flagstream_consumer::scan::{self, ScanArgs};
@@ -13,15 +15,23 @@ fn main() -> anyhow::Result<()> {
         scan::run(ScanArgs::parse_from(args)).context("scan failed")?;
         return Ok(());
     }
-    let config = Config::parse();
+    let config = Config::parse().with_kafka_env(std::env::vars());
     telemetry::init(&config.log_level, config.log_format);
     tracing::info!(?config, "starting flagstream-consumer");
     let runtime = tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(telemetry::cancel_on_signal(shutdown.clone()));
-        flagstream_consumer::run(config, shutdown)
-            .await
-            .context("flagstream-consumer failed")
+        let deadline = Duration::from_secs(config.shutdown_timeout_secs);
+        let overdue = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(deadline).await;
+        };
+        tokio::select! {
+            result = flagstream_consumer::run(config, shutdown.clone(), None) => {
+                result.context("flagstream-consumer failed")
+            }
+            _ = overdue => anyhow::bail!("shutdown did not finish within {deadline:?}"),
+        }
     })
 }

@@ -1,10 +1,18 @@
-//! Writes one evaluated batch to PostgreSQL in one transaction.
+//! Writes one evaluated batch to PostgreSQL in one transaction, together with the next
+//! offset of every partition in it.
+//!
+//! The transaction first locks the group's offset rows for those partitions and drops every
+//! message below the stored offset: those were committed by an earlier run (a replay after a
+//! crash) or by another member (a rebalance). So flags, detections, rollups and dead letters
+//! are each written exactly once, and two members racing for a partition serialize on the
+//! row lock instead of double-counting.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
 
-use crate::batch::{Evaluated, Flag};
+use crate::batch::{Evaluated, Flag, Position};
 use crate::Error;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -12,127 +20,309 @@ pub struct Stored {
     pub flags: u64,
     pub detections: u64,
     pub dead_letters: u64,
+    pub events: u64,
+    /// Messages skipped because an earlier transaction had already stored them.
+    pub replayed: u64,
 }
 
-/// Stores flags, their detections and dead letters atomically. Rows are keyed by their
-/// Kafka position, so storing a replayed batch again inserts nothing.
 #[tracing::instrument(skip_all, fields(flags = batch.flags.len(), dead_letters = batch.dead_letters.len()))]
-pub async fn store_batch(pool: &PgPool, batch: &Evaluated) -> Result<Stored, Error> {
+pub async fn store_batch(pool: &PgPool, group: &str, batch: &Evaluated) -> Result<Stored, Error> {
     let mut tx = pool.begin().await?;
+    let stored_next = lock_offsets(&mut tx, group, batch).await?;
+    let fresh = |p: &Position| {
+        stored_next
+            .get(&(p.topic.as_str(), p.partition))
+            .is_none_or(|&next| p.offset >= next)
+    };
     let mut stored = Stored::default();
-
-    if !batch.flags.is_empty() {
-        let f = &batch.flags;
-        let inserted: Vec<(i64, String, i32, i64)> = sqlx::query_as(
-            "INSERT INTO flags (event_id, event_time, src_ip, provider, model, endpoint, method,
-                                status_code, duration_ms, score, severity,
-                                kafka_topic, kafka_partition, kafka_offset)
-             SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::text[]::inet[], $4::text[],
-                                  $5::text[], $6::text[], $7::text[], $8::int[], $9::bigint[],
-                                  $10::smallint[], $11::text[], $12::text[], $13::int[], $14::bigint[])
-             ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING
-             RETURNING id, kafka_topic, kafka_partition, kafka_offset",
-        )
-        .bind(f.iter().map(|x| x.event.id.clone()).collect::<Vec<_>>())
-        .bind(f.iter().map(|x| x.event.timestamp).collect::<Vec<_>>())
-        .bind(f.iter().map(|x| x.event.src_ip.to_string()).collect::<Vec<_>>())
-        .bind(f.iter().map(|x| x.event.provider.clone()).collect::<Vec<_>>())
-        .bind(f.iter().map(|x| x.event.model.clone()).collect::<Vec<_>>())
-        .bind(f.iter().map(|x| x.event.endpoint.clone()).collect::<Vec<_>>())
-        .bind(f.iter().map(|x| x.event.method.clone()).collect::<Vec<_>>())
-        .bind(f.iter().map(|x| x.event.status_code.map(i32::from)).collect::<Vec<_>>())
-        .bind(
-            f.iter()
-                .map(|x| x.event.duration_ms.map(|d| i64::try_from(d).unwrap_or(i64::MAX)))
-                .collect::<Vec<_>>(),
-        )
-        .bind(f.iter().map(|x| x.verdict.score as i16).collect::<Vec<_>>())
-        .bind(
-            f.iter()
-                .map(|x| x.verdict.severity.map_or("low", |s| s.as_str()))
-                .collect::<Vec<_>>(),
-        )
-        .bind(f.iter().map(|x| x.topic.clone()).collect::<Vec<_>>())
-        .bind(f.iter().map(|x| x.partition).collect::<Vec<_>>())
-        .bind(f.iter().map(|x| x.offset).collect::<Vec<_>>())
-        .fetch_all(&mut *tx)
-        .await?;
-        stored.flags = inserted.len() as u64;
-
-        // Only flags inserted now get detections: a replayed flag already has its own.
-        let mut d = DetectionColumns::default();
-        let by_position: HashMap<(&str, i32, i64), &Flag> = f
+    let flags: Vec<&Flag> = batch.flags.iter().filter(|f| fresh(&f.position)).collect();
+    let (flags_n, detections_n) = insert_flags(&mut tx, &flags, batch.rule_set_version).await?;
+    stored.flags = flags_n;
+    stored.detections = detections_n;
+    stored.events = insert_rollups(&mut tx, batch, &fresh).await?;
+    stored.dead_letters = insert_dead_letters(&mut tx, batch, &fresh).await?;
+    let kept = stored.events
+        + batch
+            .dead_letters
             .iter()
-            .map(|x| ((x.topic.as_str(), x.partition, x.offset), x))
-            .collect();
-        for (flag_id, topic, partition, offset) in &inserted {
-            let Some(flag) = by_position.get(&(topic.as_str(), *partition, *offset)) else {
-                continue;
-            };
-            for x in &flag.verdict.detections {
-                d.flag_ids.push(*flag_id);
-                d.rule_ids.push(x.rule_id.as_str());
-                d.rule_versions
-                    .push(i32::try_from(x.rule_version).unwrap_or(i32::MAX));
-                d.fields.push(x.field.as_str());
-                d.starts.push(i32::try_from(x.start).unwrap_or(i32::MAX));
-                d.ends.push(i32::try_from(x.end).unwrap_or(i32::MAX));
-                d.excerpts.push(x.excerpt.as_str());
-                d.detectors.push(x.detector.as_deref());
-                d.decoded_from.push(x.decoded_from.map(|e| e.as_str()));
-                d.shadow.push(x.shadow);
-            }
-        }
-        if !d.flag_ids.is_empty() {
-            let result = sqlx::query(
-                "INSERT INTO detections (flag_id, rule_id, rule_version, field, span_start, span_end,
-                                         excerpt, detector, decoded_from, shadow)
-                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::int[], $4::text[], $5::int[],
-                                      $6::int[], $7::text[], $8::text[], $9::text[], $10::bool[])",
-            )
-            .bind(d.flag_ids)
-            .bind(d.rule_ids)
-            .bind(d.rule_versions)
-            .bind(d.fields)
-            .bind(d.starts)
-            .bind(d.ends)
-            .bind(d.excerpts)
-            .bind(d.detectors)
-            .bind(d.decoded_from)
-            .bind(d.shadow)
-            .execute(&mut *tx)
-            .await?;
-            stored.detections = result.rows_affected();
-        }
-    }
-
-    if !batch.dead_letters.is_empty() {
-        let d = &batch.dead_letters;
-        let result = sqlx::query(
-            "INSERT INTO dead_letters (kafka_topic, kafka_partition, kafka_offset, error_code, error,
-                                       payload, payload_size)
-             SELECT * FROM UNNEST($1::text[], $2::int[], $3::bigint[], $4::text[], $5::text[],
-                                  $6::bytea[], $7::int[])
-             ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING",
-        )
-        .bind(d.iter().map(|x| x.topic.as_str()).collect::<Vec<_>>())
-        .bind(d.iter().map(|x| x.partition).collect::<Vec<_>>())
-        .bind(d.iter().map(|x| x.offset).collect::<Vec<_>>())
-        .bind(d.iter().map(|x| x.code).collect::<Vec<_>>())
-        .bind(d.iter().map(|x| x.error.as_str()).collect::<Vec<_>>())
-        .bind(d.iter().map(|x| x.payload.as_slice()).collect::<Vec<_>>())
-        .bind(
-            d.iter()
-                .map(|x| i32::try_from(x.payload_size).unwrap_or(i32::MAX))
-                .collect::<Vec<_>>(),
-        )
-        .execute(&mut *tx)
-        .await?;
-        stored.dead_letters = result.rows_affected();
-    }
-
+            .filter(|d| fresh(&d.position))
+            .count() as u64;
+    stored.replayed = batch.messages as u64 - kept;
+    advance_offsets(&mut tx, group, batch).await?;
     tx.commit().await?;
     Ok(stored)
+}
+
+/// Every partition of the batch with the next offset to read, as the batch leaves it.
+pub fn next_offsets(batch: &Evaluated) -> BTreeMap<(&str, i32), i64> {
+    let mut next = BTreeMap::new();
+    let positions = batch
+        .traffic
+        .iter()
+        .map(|t| &t.position)
+        .chain(batch.dead_letters.iter().map(|d| &d.position));
+    for p in positions {
+        let entry = next
+            .entry((p.topic.as_str(), p.partition))
+            .or_insert(p.offset + 1);
+        *entry = (*entry).max(p.offset + 1);
+    }
+    next
+}
+
+/// Creates missing offset rows and locks them all, in key order so concurrent members
+/// cannot deadlock; returns the stored next offsets.
+async fn lock_offsets<'a>(
+    tx: &mut PgConnection,
+    group: &str,
+    batch: &'a Evaluated,
+) -> Result<HashMap<(&'a str, i32), i64>, Error> {
+    let next = next_offsets(batch);
+    let topics: Vec<&str> = next.keys().map(|(t, _)| *t).collect();
+    let partitions: Vec<i32> = next.keys().map(|(_, p)| *p).collect();
+    let rows: Vec<(String, i32, i64)> = sqlx::query_as(
+        "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)
+         SELECT $1, t, p, 0 FROM UNNEST($2::text[], $3::int[]) AS x(t, p)
+         ORDER BY t, p
+         ON CONFLICT (group_id, topic, partition)
+         DO UPDATE SET next_offset = consumer_offsets.next_offset
+         RETURNING topic, partition, next_offset",
+    )
+    .bind(group)
+    .bind(&topics)
+    .bind(&partitions)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut stored = HashMap::new();
+    for (topic, partition, next_offset) in rows {
+        if let Some(t) = topics.iter().find(|t| **t == topic) {
+            stored.insert((*t, partition), next_offset);
+        }
+    }
+    Ok(stored)
+}
+
+async fn advance_offsets(
+    tx: &mut PgConnection,
+    group: &str,
+    batch: &Evaluated,
+) -> Result<(), Error> {
+    let next = next_offsets(batch);
+    sqlx::query(
+        "UPDATE consumer_offsets o SET next_offset = x.n, updated_at = now()
+         FROM UNNEST($2::text[], $3::int[], $4::bigint[]) AS x(t, p, n)
+         WHERE o.group_id = $1 AND o.topic = x.t AND o.partition = x.p AND o.next_offset < x.n",
+    )
+    .bind(group)
+    .bind(next.keys().map(|(t, _)| *t).collect::<Vec<_>>())
+    .bind(next.keys().map(|(_, p)| *p).collect::<Vec<_>>())
+    .bind(next.values().copied().collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_flags(
+    tx: &mut PgConnection,
+    f: &[&Flag],
+    rule_set_version: u64,
+) -> Result<(u64, u64), Error> {
+    if f.is_empty() {
+        return Ok((0, 0));
+    }
+    let count = |n: Option<u64>| n.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+    let inserted: Vec<(i64, String, i32, i64)> = sqlx::query_as(
+        "INSERT INTO flags (event_id, event_time, src_ip, provider, model, endpoint, method,
+                            status_code, duration_ms, score, severity,
+                            kafka_topic, kafka_partition, kafka_offset,
+                            user_id, app, team, tokens_in, tokens_out, cost_usd,
+                            categories, rule_set_version, content_mode, content)
+         SELECT e, ts, ip::inet, pr, mo, en, me, sc, du, s, sev, t, p, o, u, a, tm, ti, tt, c,
+                ARRAY(SELECT jsonb_array_elements_text(cat)), $22, cm, co
+         FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
+                     $6::text[], $7::text[], $8::int[], $9::bigint[], $10::smallint[],
+                     $11::text[], $12::text[], $13::int[], $14::bigint[], $15::text[],
+                     $16::text[], $17::text[], $18::bigint[], $19::bigint[],
+                     $20::float8[], $21::jsonb[], $23::text[], $24::bytea[])
+              AS x(e, ts, ip, pr, mo, en, me, sc, du, s, sev, t, p, o, u, a, tm, ti, tt, c, cat, cm, co)
+         ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING
+         RETURNING id, kafka_topic, kafka_partition, kafka_offset",
+    )
+    .bind(f.iter().map(|x| x.event.id.as_str()).collect::<Vec<_>>())
+    .bind(f.iter().map(|x| x.event.timestamp).collect::<Vec<_>>())
+    .bind(f.iter().map(|x| x.event.src_ip.to_string()).collect::<Vec<_>>())
+    .bind(f.iter().map(|x| x.event.provider.as_str()).collect::<Vec<_>>())
+    .bind(f.iter().map(|x| x.event.model.as_str()).collect::<Vec<_>>())
+    .bind(f.iter().map(|x| x.event.endpoint.as_deref()).collect::<Vec<_>>())
+    .bind(f.iter().map(|x| x.event.method.as_deref()).collect::<Vec<_>>())
+    .bind(f.iter().map(|x| x.event.status_code.map(i32::from)).collect::<Vec<_>>())
+    .bind(f.iter().map(|x| count(x.event.duration_ms)).collect::<Vec<_>>())
+    .bind(f.iter().map(|x| x.verdict.score.min(100) as i16).collect::<Vec<_>>())
+    .bind(f.iter().map(|x| x.verdict.severity.map_or("low", |s| s.as_str())).collect::<Vec<_>>())
+    .bind(f.iter().map(|x| x.position.topic.as_str()).collect::<Vec<_>>())
+    .bind(f.iter().map(|x| x.position.partition).collect::<Vec<_>>())
+    .bind(f.iter().map(|x| x.position.offset).collect::<Vec<_>>())
+    .bind(f.iter().map(|x| x.event.user.as_deref()).collect::<Vec<_>>())
+    .bind(f.iter().map(|x| x.event.app.as_deref()).collect::<Vec<_>>())
+    .bind(f.iter().map(|x| x.event.team.as_deref()).collect::<Vec<_>>())
+    .bind(f.iter().map(|x| count(x.event.tokens_in)).collect::<Vec<_>>())
+    .bind(f.iter().map(|x| count(x.event.tokens_out)).collect::<Vec<_>>())
+    .bind(f.iter().map(|x| x.event.cost_usd.filter(|c| c.is_finite())).collect::<Vec<_>>())
+    .bind(f.iter().map(|x| serde_json::json!(x.categories)).collect::<Vec<_>>())
+    .bind(i64::try_from(rule_set_version).unwrap_or(i64::MAX))
+    .bind(f.iter().map(|x| x.content.as_ref().map_or("none", |c| c.0.as_str())).collect::<Vec<_>>())
+    .bind(f.iter().map(|x| x.content.as_ref().map(|c| c.1.as_slice())).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?;
+
+    // Only flags inserted now get detections: a replayed flag already has its own.
+    let mut d = DetectionColumns::default();
+    let by_position: HashMap<(&str, i32, i64), &Flag> = f
+        .iter()
+        .map(|x| {
+            (
+                (
+                    x.position.topic.as_str(),
+                    x.position.partition,
+                    x.position.offset,
+                ),
+                *x,
+            )
+        })
+        .collect();
+    for (flag_id, topic, partition, offset) in &inserted {
+        let Some(flag) = by_position.get(&(topic.as_str(), *partition, *offset)) else {
+            continue;
+        };
+        for x in &flag.verdict.detections {
+            d.flag_ids.push(*flag_id);
+            d.rule_ids.push(x.rule_id.as_str());
+            d.rule_versions
+                .push(i32::try_from(x.rule_version).unwrap_or(i32::MAX));
+            d.fields.push(x.field.as_str());
+            d.starts.push(i32::try_from(x.start).unwrap_or(i32::MAX));
+            d.ends.push(i32::try_from(x.end).unwrap_or(i32::MAX));
+            d.excerpts.push(x.excerpt.as_str());
+            d.detectors.push(x.detector.as_deref());
+            d.decoded_from.push(x.decoded_from.map(|e| e.as_str()));
+            d.shadow.push(x.shadow);
+        }
+    }
+    if d.flag_ids.is_empty() {
+        return Ok((inserted.len() as u64, 0));
+    }
+    let result = sqlx::query(
+        "INSERT INTO detections (flag_id, rule_id, rule_version, field, span_start, span_end,
+                                 excerpt, detector, decoded_from, shadow)
+         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::int[], $4::text[], $5::int[],
+                              $6::int[], $7::text[], $8::text[], $9::text[], $10::bool[])",
+    )
+    .bind(d.flag_ids)
+    .bind(d.rule_ids)
+    .bind(d.rule_versions)
+    .bind(d.fields)
+    .bind(d.starts)
+    .bind(d.ends)
+    .bind(d.excerpts)
+    .bind(d.detectors)
+    .bind(d.decoded_from)
+    .bind(d.shadow)
+    .execute(&mut *tx)
+    .await?;
+    Ok((inserted.len() as u64, result.rows_affected()))
+}
+
+type RollupKey<'a> = (OffsetDateTime, &'a str, &'a str, &'a str);
+
+/// Adds the batch's fresh events to the per-minute rollups; returns how many were counted.
+async fn insert_rollups(
+    tx: &mut PgConnection,
+    batch: &Evaluated,
+    fresh: &impl Fn(&Position) -> bool,
+) -> Result<u64, Error> {
+    // Sorted keys: concurrent members update shared rows in the same order, so they wait on
+    // each other instead of deadlocking.
+    let mut sums: BTreeMap<RollupKey<'_>, [i64; 5]> = BTreeMap::new();
+    let mut counted = 0;
+    for t in batch.traffic.iter().filter(|t| fresh(&t.position)) {
+        let s = sums
+            .entry((t.minute, &t.provider, &t.model, &t.app))
+            .or_default();
+        s[0] += 1;
+        s[1] += i64::from(t.flagged);
+        s[2] = s[2].saturating_add(t.tokens_in);
+        s[3] = s[3].saturating_add(t.tokens_out);
+        s[4] = s[4].saturating_add(t.cost_micros);
+        counted += 1;
+    }
+    if sums.is_empty() {
+        return Ok(0);
+    }
+    let column = |i: usize| sums.values().map(|s| s[i]).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO traffic_rollups AS r (minute, provider, model, app, events, flagged,
+                                           tokens_in, tokens_out, cost_micros)
+         SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::text[], $4::text[],
+                              $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
+         ON CONFLICT (minute, provider, model, app) DO UPDATE SET
+             events = r.events + EXCLUDED.events,
+             flagged = r.flagged + EXCLUDED.flagged,
+             tokens_in = r.tokens_in + EXCLUDED.tokens_in,
+             tokens_out = r.tokens_out + EXCLUDED.tokens_out,
+             cost_micros = r.cost_micros + EXCLUDED.cost_micros",
+    )
+    .bind(sums.keys().map(|k| k.0).collect::<Vec<_>>())
+    .bind(sums.keys().map(|k| k.1).collect::<Vec<_>>())
+    .bind(sums.keys().map(|k| k.2).collect::<Vec<_>>())
+    .bind(sums.keys().map(|k| k.3).collect::<Vec<_>>())
+    .bind(column(0))
+    .bind(column(1))
+    .bind(column(2))
+    .bind(column(3))
+    .bind(column(4))
+    .execute(&mut *tx)
+    .await?;
+    Ok(counted)
+}
+
+async fn insert_dead_letters(
+    tx: &mut PgConnection,
+    batch: &Evaluated,
+    fresh: &impl Fn(&Position) -> bool,
+) -> Result<u64, Error> {
+    let d: Vec<_> = batch
+        .dead_letters
+        .iter()
+        .filter(|d| fresh(&d.position))
+        .collect();
+    if d.is_empty() {
+        return Ok(0);
+    }
+    let result = sqlx::query(
+        "INSERT INTO dead_letters (kafka_topic, kafka_partition, kafka_offset, error_code, error,
+                                   payload, payload_size)
+         SELECT * FROM UNNEST($1::text[], $2::int[], $3::bigint[], $4::text[], $5::text[],
+                              $6::bytea[], $7::int[])
+         ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING",
+    )
+    .bind(
+        d.iter()
+            .map(|x| x.position.topic.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(d.iter().map(|x| x.position.partition).collect::<Vec<_>>())
+    .bind(d.iter().map(|x| x.position.offset).collect::<Vec<_>>())
+    .bind(d.iter().map(|x| x.code).collect::<Vec<_>>())
+    .bind(d.iter().map(|x| x.error.as_str()).collect::<Vec<_>>())
+    .bind(d.iter().map(|x| x.payload.as_slice()).collect::<Vec<_>>())
+    .bind(
+        d.iter()
+            .map(|x| i32::try_from(x.payload_size).unwrap_or(i32::MAX))
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(result.rows_affected())
 }
 
 /// Detection rows as one array per column, for an UNNEST insert.

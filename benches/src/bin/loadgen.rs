@@ -35,6 +35,9 @@ struct Args {
     /// Share of messages that are not valid events.
     #[arg(long, env = "LOADGEN_MALFORMED_RATIO", default_value_t = 0.01)]
     malformed_ratio: f64,
+    /// Approximate size of each event in bytes; 0 keeps prompts their natural length.
+    #[arg(long, env = "LOADGEN_EVENT_BYTES", default_value_t = 0)]
+    event_bytes: usize,
     /// Random seed; the same seed produces the same traffic.
     #[arg(long, env = "LOADGEN_SEED", default_value_t = 7)]
     seed: u64,
@@ -49,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
         .create()
         .context("failed to create the Kafka producer")?;
     let mut generator = TrafficGenerator::new(args.seed, args.flag_ratio, args.malformed_ratio);
+    generator.event_bytes = args.event_bytes;
     let mut tick = (args.rate > 0).then(|| {
         let mut t = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(args.rate)));
         t.set_missed_tick_behavior(MissedTickBehavior::Delay);

@@ -2,5 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod e2e;
+mod faults;
 mod pipeline;
+mod procs;
 mod support;

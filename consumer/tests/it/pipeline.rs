@@ -3,11 +3,15 @@
 use std::time::Duration;
 
 use clap::Parser;
-use flagstream_consumer::{Config, Error};
+use flagstream_consumer::batch::{self, Message, Storage};
+use flagstream_consumer::content::{Keyring, StoreContent};
+use flagstream_consumer::{sink, Config, Error};
+use flagstream_rules::{Pack, RuleSet};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{self, count, event, unique, wait_for_rows, CLEAN, FLAGGABLE};
@@ -27,6 +31,10 @@ fn config(db: &str, bootstrap: &str, topic: &str, group: &str) -> Config {
         group,
         "--batch-timeout-ms",
         "50",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--encryption-key",
+        support::TEST_KEY,
         // The mock cluster keeps a departed member until its session times out.
         "--kafka-option",
         "session.timeout.ms=6000,heartbeat.interval.ms=500",
@@ -88,6 +96,7 @@ async fn stores_flaggable_events_dead_letters_malformed_ones_and_commits_after_s
     let run = tokio::spawn(flagstream_consumer::run(
         config(&db.url, &bootstrap, &topic, &group),
         shutdown.clone(),
+        None,
     ));
     wait_for_rows(&db.pool, "flags", 4, WITHIN).await;
     wait_for_rows(&db.pool, "dead_letters", 3, WITHIN).await;
@@ -112,6 +121,25 @@ async fn stores_flaggable_events_dead_letters_malformed_ones_and_commits_after_s
     // Each flag carries its evidence: two injection phrases.
     let detections: i64 = count(&db.pool, "detections").await;
     assert_eq!(detections, 8);
+    // Every parsed event is counted in the rollups, flagged or not.
+    wait_for_rollups(&db.pool, (12, 4)).await;
+    // Content is sealed with the configured key, bound to its event.
+    let (event_id, mode, sealed): (String, String, Vec<u8>) =
+        sqlx::query_as("SELECT event_id, content_mode, content FROM flags WHERE event_id = 'ev-3'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(mode, "encrypted");
+    let keys = Keyring::from_config(Some(&support::TEST_KEY.to_owned().into()), None)
+        .unwrap()
+        .unwrap();
+    let opened: serde_json::Value =
+        serde_json::from_slice(&keys.open(&event_id, &sealed).unwrap()).unwrap();
+    assert_eq!(opened["prompt"], FLAGGABLE);
+    assert!(
+        keys.open("ev-0", &sealed).is_err(),
+        "sealed content is bound to its event"
+    );
 
     shutdown.cancel();
     run.await.expect("join").expect("consumer ends cleanly");
@@ -125,6 +153,7 @@ async fn stores_flaggable_events_dead_letters_malformed_ones_and_commits_after_s
     let run = tokio::spawn(flagstream_consumer::run(
         config(&db.url, &bootstrap, &topic, &group),
         shutdown.clone(),
+        None,
     ));
     wait_for_rows(&db.pool, "flags", 5, WITHIN).await;
     shutdown.cancel();
@@ -132,43 +161,254 @@ async fn stores_flaggable_events_dead_letters_malformed_ones_and_commits_after_s
     assert_eq!(count(&db.pool, "flags").await, 5);
     assert_eq!(count(&db.pool, "dead_letters").await, 3);
     assert_eq!(count(&db.pool, "detections").await, 10);
+    wait_for_rollups(&db.pool, (13, 5)).await;
+}
+
+async fn wait_for_rollups(pool: &sqlx::PgPool, expected: (i64, i64)) {
+    support::eventually(WITHIN, &format!("rollups {expected:?}"), || async {
+        (rollup_events(pool).await == expected).then_some(())
+    })
+    .await;
+}
+
+fn message(offset: i64, payload: &[u8]) -> Message {
+    Message {
+        topic: "t".into(),
+        partition: 0,
+        offset,
+        payload: Some(payload.to_vec()),
+    }
+}
+
+async fn rollup_events(pool: &sqlx::PgPool) -> (i64, i64) {
+    sqlx::query_as("SELECT coalesce(sum(events), 0)::bigint, coalesce(sum(flagged), 0)::bigint FROM traffic_rollups")
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replayed_batch_stores_nothing_twice() {
+async fn a_replayed_batch_writes_nothing_twice_not_even_rollups() {
+    let db = support::fresh_database().await;
+    let rules = RuleSet::build(Pack::builtin("default").unwrap().rules).unwrap();
+    let storage = Storage {
+        mode: StoreContent::Redacted,
+        keys: None,
+        dead_letter_max_bytes: 1024,
+    };
+    let first = vec![
+        message(0, &event("a", FLAGGABLE)),
+        message(1, b"garbage"),
+        message(2, &event("b", CLEAN)),
+    ];
+    let batch = batch::evaluate(&rules, first.clone(), &storage).unwrap();
+    let stored = sink::store_batch(&db.pool, "g", &batch).await.unwrap();
+    assert_eq!(
+        (
+            stored.flags,
+            stored.detections,
+            stored.dead_letters,
+            stored.events,
+            stored.replayed
+        ),
+        (1, 2, 1, 2, 0)
+    );
+
+    // The same batch again, as after a crash between the commit and Kafka's.
+    let again = sink::store_batch(&db.pool, "g", &batch).await.unwrap();
+    assert_eq!(
+        again,
+        sink::Stored {
+            replayed: 3,
+            ..Default::default()
+        }
+    );
+
+    // A batch straddling the stored offset: only the new message counts.
+    let mut overlapping = first[1..].to_vec();
+    overlapping.push(message(3, &event("c", FLAGGABLE)));
+    let batch = batch::evaluate(&rules, overlapping, &storage).unwrap();
+    let stored = sink::store_batch(&db.pool, "g", &batch).await.unwrap();
+    assert_eq!((stored.flags, stored.events, stored.replayed), (1, 1, 2));
+
+    assert_eq!(count(&db.pool, "flags").await, 2);
+    assert_eq!(count(&db.pool, "detections").await, 4);
+    assert_eq!(count(&db.pool, "dead_letters").await, 1);
+    assert_eq!(rollup_events(&db.pool).await, (3, 2));
+    let next: i64 =
+        sqlx::query_scalar("SELECT next_offset FROM consumer_offsets WHERE group_id = 'g'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(next, 4);
+    // Redacted content keeps the text around a detection, never the match.
+    let content: Vec<u8> = sqlx::query_scalar("SELECT content FROM flags WHERE event_id = 'a'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let content: serde_json::Value = serde_json::from_slice(&content).unwrap();
+    let prompt = content["prompt"].as_str().unwrap();
+    assert!(
+        prompt.starts_with("Please [") && !prompt.contains("ignore previous"),
+        "{prompt}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_start_at_the_offsets_stored_in_postgres() {
     let db = support::fresh_database().await;
     let cluster = MockCluster::new(1).expect("mock cluster");
     let bootstrap = cluster.bootstrap_servers();
-    let topic = unique("events");
+    let (topic, group) = (unique("events"), unique("group"));
     cluster.create_topic(&topic, 1, 1).expect("create topic");
-    let producer = support::producer(&bootstrap);
-    support::produce(
-        &producer,
-        &topic,
-        &[
-            (0, Some(event("a", FLAGGABLE))),
-            (0, Some(b"garbage".to_vec())),
-        ],
-    )
+    let messages: Vec<_> = (0..3)
+        .map(|i| (0, Some(event(&format!("ev-{i}"), FLAGGABLE))))
+        .collect();
+    support::produce(&support::producer(&bootstrap), &topic, &messages).await;
+    // As if an earlier run had stored the first two and died before committing to Kafka.
+    sqlx::query("INSERT INTO consumer_offsets (group_id, topic, partition, next_offset) VALUES ($1, $2, 0, 2)")
+        .bind(&group)
+        .bind(&topic)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    let shutdown = CancellationToken::new();
+    let (ready, metrics_addr) = oneshot::channel();
+    let run = tokio::spawn(flagstream_consumer::run(
+        config(&db.url, &bootstrap, &topic, &group),
+        shutdown.clone(),
+        Some(ready),
+    ));
+    let metrics_addr = metrics_addr.await.expect("consumer started");
+    wait_for_rows(&db.pool, "flags", 1, WITHIN).await;
+    let ids: Vec<String> = sqlx::query_scalar("SELECT event_id FROM flags")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(ids, ["ev-2"]);
+    // Nothing was read twice and filtered: the partition started at offset 2.
+    let metrics = reqwest::get(format!("http://{metrics_addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("flagstream_events_consumed_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("flagstream_events_replayed_total 0\n"),
+        "{metrics}"
+    );
+    shutdown.cancel();
+    run.await.expect("join").expect("consumer ends cleanly");
+    assert_eq!(committed(&bootstrap, &group, &topic, 1).await, [3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_inserted_with_sql_takes_effect_without_a_restart() {
+    let db = support::fresh_database().await;
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let bootstrap = cluster.bootstrap_servers();
+    let (topic, group) = (unique("events"), unique("group"));
+    cluster.create_topic(&topic, 1, 1).expect("create topic");
+    // Polling is off (an hour), so only the notification can bring the change in.
+    let mut config = config(&db.url, &bootstrap, &topic, &group);
+    config.rules_poll_secs = 3600;
+    let shutdown = CancellationToken::new();
+    let (ready, metrics_addr) = oneshot::channel();
+    let run = tokio::spawn(flagstream_consumer::run(
+        config,
+        shutdown.clone(),
+        Some(ready),
+    ));
+    let metrics_addr = metrics_addr.await.expect("consumer started");
+    let version = |m: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("flagstream_rule_set_version "))
+            .and_then(|v| v.parse::<i64>().ok())
+    };
+    let fetch = || async {
+        reqwest::get(format!("http://{metrics_addr}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let seeded = version(&fetch().await).expect("rule set version exported");
+    assert!(seeded > 0, "the default pack was seeded");
+
+    let rule = serde_json::json!({
+        "id": "acme.codename", "name": "Project codename", "category": "confidential",
+        "severity": "critical", "points": 90, "kind": "keyword", "keywords": ["bluefalcon"]
+    });
+    let changed = std::time::Instant::now();
+    sqlx::query("INSERT INTO rules (id, definition) VALUES ('acme.codename', $1)")
+        .bind(&rule)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let expected: i64 = sqlx::query_scalar("SELECT max(seq) FROM rule_versions")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    support::eventually(WITHIN, "the new rule set", || async {
+        (version(&fetch().await) == Some(expected)).then_some(())
+    })
+    .await;
+    eprintln!("rule change took effect after {:?}", changed.elapsed());
+
+    // A rule that does not compile is skipped and reported; the rest keep working.
+    sqlx::query("INSERT INTO rules (id, definition) VALUES ('broken', $1)")
+        .bind(serde_json::json!({"id": "broken", "name": "b", "severity": "low", "points": 1, "kind": "regex", "pattern": "("}))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    support::eventually(WITHIN, "the broken rule to be reported", || async {
+        let m = fetch().await;
+        eprintln!(
+            "{}",
+            m.lines()
+                .filter(|l| l.contains("rule"))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+        m.contains("flagstream_rules_rejected 1\n").then_some(())
+    })
     .await;
 
-    // Two groups read the same partition: the second replays exactly what the first stored.
-    for group in [unique("group"), unique("group")] {
-        let shutdown = CancellationToken::new();
-        let run = tokio::spawn(flagstream_consumer::run(
-            config(&db.url, &bootstrap, &topic, &group),
-            shutdown.clone(),
-        ));
-        support::eventually(WITHIN, "the group to commit its offset", || async {
-            (committed(&bootstrap, &group, &topic, 1).await == [2]).then_some(())
-        })
-        .await;
-        shutdown.cancel();
-        run.await.expect("join").expect("consumer ends cleanly");
-    }
-    assert_eq!(count(&db.pool, "flags").await, 1);
-    assert_eq!(count(&db.pool, "detections").await, 2);
-    assert_eq!(count(&db.pool, "dead_letters").await, 1);
+    support::produce(
+        &support::producer(&bootstrap),
+        &topic,
+        &[(0, Some(event("cn", "status of bluefalcon?")))],
+    )
+    .await;
+    wait_for_rows(&db.pool, "flags", 1, WITHIN).await;
+    let (severity, version_used): (String, i64) =
+        sqlx::query_as("SELECT severity, rule_set_version FROM flags")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(severity, "critical");
+    assert_eq!(version_used, expected + 1);
+    shutdown.cancel();
+    run.await.expect("join").expect("consumer ends cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_content_without_a_key_is_a_start_up_error() {
+    let mut config = config("postgres://unused@127.0.0.1:1/x", "127.0.0.1:1", "t", "g");
+    config.encryption_key = None;
+    let err = flagstream_consumer::run(config, CancellationToken::new(), None)
+        .await
+        .expect_err("must not start");
+    assert!(
+        matches!(err, Error::Config(ref m) if m.contains("ENCRYPTION_KEY")),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,6 +423,7 @@ async fn a_missing_topic_is_a_clear_start_up_error() {
             &unique("group"),
         ),
         CancellationToken::new(),
+        None,
     )
     .await
     .expect_err("must not start");
@@ -202,6 +443,7 @@ async fn an_unreachable_broker_is_a_start_up_error_not_a_hang() {
     let err = flagstream_consumer::run(
         config(&db.url, &closed.to_string(), "events", &unique("group")),
         CancellationToken::new(),
+        None,
     )
     .await
     .expect_err("must not start");

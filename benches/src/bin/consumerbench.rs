@@ -1,0 +1,219 @@
+//! Measures the consumer end to end: starts the consumer binary against a broker and
+//! PostgreSQL that are already running, produces a corpus of events as fast as the broker
+//! takes them, and reports events/s from first produce to last commit, the consumer's CPU
+//! time per event (from /proc) and the receipt → commit latency of its batches (from its
+//! own histogram). `scripts/bench-consumer` provisions the services and runs this.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use flagstream_benches::traffic::TrafficGenerator;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::time::Instant;
+
+#[derive(Debug, Parser)]
+#[command(name = "flagstream-consumer-bench", version)]
+struct Args {
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS")]
+    bootstrap_servers: String,
+    /// A topic that exists and is empty.
+    #[arg(long, env = "KAFKA_TOPIC")]
+    topic: String,
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+    /// The consumer binary to measure (a release build).
+    #[arg(long, env = "CONSUMER_BIN")]
+    consumer_bin: PathBuf,
+    #[arg(long, env = "BENCH_EVENTS", default_value_t = 200_000)]
+    events: u64,
+    #[arg(long, env = "BENCH_EVENT_BYTES", default_value_t = 2048)]
+    event_bytes: usize,
+    #[arg(long, env = "BENCH_FLAG_RATIO", default_value_t = 0.05)]
+    flag_ratio: f64,
+    #[arg(long, env = "BATCH_SIZE", default_value_t = 5000)]
+    batch_size: usize,
+    #[arg(long, env = "BENCH_METRICS_PORT", default_value_t = 19464)]
+    metrics_port: u16,
+}
+
+/// The consumer's counters and latency histogram, read from its /metrics.
+#[derive(Debug, Default)]
+struct Scrape {
+    consumed: u64,
+    dead_letters: u64,
+    flagged: u64,
+    /// (upper bound in seconds, cumulative count) of `batch_seconds`.
+    buckets: Vec<(f64, u64)>,
+}
+
+fn scrape(body: &str) -> Scrape {
+    let mut s = Scrape::default();
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        let Some((name, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let value: f64 = value.parse().unwrap_or(0.0);
+        if name == "flagstream_events_consumed_total" {
+            s.consumed = value as u64;
+        } else if name == "flagstream_events_flagged_total" {
+            s.flagged = value as u64;
+        } else if name.starts_with("flagstream_dead_letters_total") {
+            s.dead_letters += value as u64;
+        } else if let Some(le) = name.strip_prefix("flagstream_batch_seconds_bucket{le=\"") {
+            let bound = le.trim_end_matches("\"}");
+            let bound = if bound == "+Inf" {
+                f64::INFINITY
+            } else {
+                bound.parse().unwrap_or(f64::INFINITY)
+            };
+            s.buckets.push((bound, value as u64));
+        }
+    }
+    s
+}
+
+/// The bucket bound under which `q` of the batches fall.
+fn quantile(buckets: &[(f64, u64)], q: f64) -> f64 {
+    let total = buckets.last().map_or(0, |b| b.1);
+    let rank = (q * total as f64).ceil() as u64;
+    buckets
+        .iter()
+        .find(|b| b.1 >= rank)
+        .map_or(f64::NAN, |b| b.0)
+}
+
+/// User + system CPU seconds of a process so far.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("odd /proc stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    Ok(ticks / 100.0)
+}
+
+async fn get_metrics(http: &reqwest::Client, url: &str) -> Option<Scrape> {
+    let body = http.get(url).send().await.ok()?.text().await.ok()?;
+    Some(scrape(&body))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let key = "YmVuY2htYXJrLW9ubHkta2V5LWZsYWdzdHJlYW0tMzI="; // 32 bytes, benchmark only
+    let mut consumer = Command::new(&args.consumer_bin)
+        .env("DATABASE_URL", &args.database_url)
+        .env("KAFKA_BOOTSTRAP_SERVERS", &args.bootstrap_servers)
+        .env("KAFKA_TOPIC", &args.topic)
+        .env("KAFKA_GROUP_ID", format!("bench-{}", std::process::id()))
+        .env("BATCH_SIZE", args.batch_size.to_string())
+        .env("METRICS_ADDR", format!("127.0.0.1:{}", args.metrics_port))
+        .env("ENCRYPTION_KEY", key)
+        .env(
+            "KAFKA_OPTIONS",
+            "session.timeout.ms=6000,heartbeat.interval.ms=500",
+        )
+        .env("LOG_LEVEL", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .context("start the consumer")?;
+    let pid = consumer.id();
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{}/metrics", args.metrics_port);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while get_metrics(&http, &url).await.is_none() {
+        if Instant::now() > deadline {
+            bail!("the consumer did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &args.bootstrap_servers)
+        .set("linger.ms", "5")
+        .set("batch.size", "1000000")
+        .create()?;
+    let mut generator = TrafficGenerator::new(42, args.flag_ratio, 0.001);
+    generator.event_bytes = args.event_bytes;
+    let cpu_before = cpu_seconds(pid)?;
+    let started = Instant::now();
+    let mut pending = Vec::new();
+    let mut bytes = 0usize;
+    for _ in 0..args.events {
+        let event = generator.next_event();
+        bytes += event.payload.len();
+        let delivery = producer
+            .send_result(FutureRecord::<(), [u8]>::to(&args.topic).payload(&event.payload))
+            .map_err(|(e, _)| e)?;
+        pending.push(delivery);
+        if pending.len() >= 5000 {
+            for d in pending.drain(..) {
+                d.await?.map_err(|(e, _)| e)?;
+            }
+        }
+    }
+    for d in pending.drain(..) {
+        d.await?.map_err(|(e, _)| e)?;
+    }
+    let produced = started.elapsed();
+
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let last = loop {
+        let s = get_metrics(&http, &url).await.unwrap_or_default();
+        if s.consumed + s.dead_letters >= args.events {
+            break s;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the consumer stored {} of {} messages in time",
+                s.consumed + s.dead_letters,
+                args.events
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let elapsed = started.elapsed();
+    let cpu = cpu_seconds(pid)? - cpu_before;
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = consumer.wait();
+
+    let n = args.events as f64;
+    println!("events                 {}", args.events);
+    println!("mean event size        {:.0} bytes", bytes as f64 / n);
+    println!(
+        "flagged                {} ({:.1} %)",
+        last.flagged,
+        100.0 * last.flagged as f64 / n
+    );
+    println!(
+        "produce rate           {:.0} events/s",
+        n / produced.as_secs_f64()
+    );
+    println!(
+        "end to end             {:.0} events/s ({:.2} s from first produce to last commit)",
+        n / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "consumer CPU           {:.2} µs/event ({cpu:.2} s user+system)",
+        cpu * 1e6 / n
+    );
+    println!(
+        "receipt → commit p50   ≤ {:.1} ms",
+        quantile(&last.buckets, 0.50) * 1e3
+    );
+    println!(
+        "receipt → commit p99   ≤ {:.1} ms",
+        quantile(&last.buckets, 0.99) * 1e3
+    );
+    Ok(())
+}

@@ -1,0 +1,207 @@
+//! The consumer's Prometheus metrics, and the small HTTP server that exposes them with a
+//! health endpoint for probes.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use axum::http::header::CONTENT_TYPE;
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+
+use crate::Error;
+
+type Labels = Vec<(&'static str, String)>;
+
+pub struct Metrics {
+    registry: Registry,
+    pub events: Counter,
+    pub flagged: Counter,
+    pub replayed: Counter,
+    pub dead_letters: Family<Labels, Counter>,
+    pub detections: Family<Labels, Counter>,
+    pub errors: Family<Labels, Counter>,
+    pub batch_size: Histogram,
+    /// From the first message of a batch received to its PostgreSQL commit.
+    pub batch_seconds: Histogram,
+    pub eval_seconds: Histogram,
+    pub db_write_seconds: Histogram,
+    pub lag: Family<Labels, Gauge>,
+    pub rule_set_version: Gauge,
+    pub rules_active: Gauge,
+    pub rules_rejected: Gauge,
+    pub last_commit: Gauge<f64, AtomicU64>,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let seconds = || Histogram::new(exponential_buckets(0.0001, 2.0, 18));
+        let mut m = Metrics {
+            registry: Registry::with_prefix("flagstream"),
+            events: Counter::default(),
+            flagged: Counter::default(),
+            replayed: Counter::default(),
+            dead_letters: Family::default(),
+            detections: Family::default(),
+            errors: Family::default(),
+            batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 15)),
+            // Finer buckets: this is the latency a benchmark reports percentiles of.
+            batch_seconds: Histogram::new(exponential_buckets(0.0005, 1.25, 40)),
+            eval_seconds: seconds(),
+            db_write_seconds: seconds(),
+            lag: Family::default(),
+            rule_set_version: Gauge::default(),
+            rules_active: Gauge::default(),
+            rules_rejected: Gauge::default(),
+            last_commit: Gauge::default(),
+        };
+        let r = &mut m.registry;
+        r.register(
+            "events_consumed",
+            "Events parsed and evaluated",
+            m.events.clone(),
+        );
+        r.register(
+            "events_flagged",
+            "Events stored as flags",
+            m.flagged.clone(),
+        );
+        r.register(
+            "events_replayed",
+            "Messages skipped because they were already stored",
+            m.replayed.clone(),
+        );
+        r.register(
+            "dead_letters",
+            "Messages stored as dead letters, by reason",
+            m.dead_letters.clone(),
+        );
+        r.register(
+            "detections",
+            "Detections stored, by rule",
+            m.detections.clone(),
+        );
+        r.register("errors", "Errors, by kind", m.errors.clone());
+        r.register("batch_size", "Messages per batch", m.batch_size.clone());
+        r.register(
+            "batch_seconds",
+            "Receipt of a batch's first message to its database commit",
+            m.batch_seconds.clone(),
+        );
+        r.register(
+            "rule_evaluation_seconds",
+            "Parsing and rule evaluation time per batch",
+            m.eval_seconds.clone(),
+        );
+        r.register(
+            "db_write_seconds",
+            "Database transaction time per batch",
+            m.db_write_seconds.clone(),
+        );
+        r.register(
+            "consumer_lag",
+            "Messages behind the partition's high watermark",
+            m.lag.clone(),
+        );
+        r.register(
+            "rule_set_version",
+            "Version of the rule set in use",
+            m.rule_set_version.clone(),
+        );
+        r.register(
+            "rules_active",
+            "Rules compiled into the rule set in use",
+            m.rules_active.clone(),
+        );
+        r.register(
+            "rules_rejected",
+            "Stored rules that failed to compile and were skipped",
+            m.rules_rejected.clone(),
+        );
+        r.register(
+            "last_commit_timestamp_seconds",
+            "Unix time of the last batch commit",
+            m.last_commit.clone(),
+        );
+        m
+    }
+
+    pub fn error(&self, kind: &'static str) {
+        self.errors
+            .get_or_create(&vec![("kind", kind.to_owned())])
+            .inc();
+    }
+
+    pub fn set_lag(&self, topic: &str, partition: i32, lag: i64) {
+        self.lag
+            .get_or_create(&partition_labels(topic, partition))
+            .set(lag);
+    }
+
+    pub fn clear_lag(&self, topic: &str, partition: i32) {
+        self.lag.remove(&partition_labels(topic, partition));
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+fn partition_labels(topic: &str, partition: i32) -> Labels {
+    vec![
+        ("topic", topic.to_owned()),
+        ("partition", partition.to_string()),
+    ]
+}
+
+/// Serves `/metrics` and `/health` until shutdown; returns the bound address (port 0 picks one).
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> Result<SocketAddr, Error> {
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let body = metrics.render();
+                async move {
+                    (
+                        [(
+                            CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        body,
+                    )
+                }
+            }),
+        )
+        .route("/health", get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::warn!(error = %e, "metrics server stopped");
+        }
+    });
+    Ok(bound)
+}

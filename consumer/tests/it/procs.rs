@@ -1,0 +1,155 @@
+//! Real processes for end-to-end and fault tests: the tansu broker and Flagstream's binaries.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use crate::support::{self, unique};
+
+const WITHIN: Duration = Duration::from_secs(90);
+
+/// A child process that is killed if the test ends without stopping it.
+pub struct Process {
+    name: &'static str,
+    child: Child,
+}
+
+impl Process {
+    pub fn start(name: &'static str, command: &mut Command) -> Process {
+        let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}.log", unique(name)));
+        let file = std::fs::File::create(&log).expect("create log file");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("clone log file"))
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        eprintln!("{name} logs to {}", log.display());
+        Process { name, child }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit by itself.
+    pub async fn terminate(mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "signal {}", self.name);
+        let child = &mut self.child;
+        support::eventually(WITHIN, "the process to exit", || {
+            let exited = child.try_wait().expect("wait for child");
+            async move { exited }
+        })
+        .await
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port()
+}
+
+pub fn binary(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_flagstream-consumer")).with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo test --workspace`",
+        path.display()
+    );
+    path
+}
+
+pub async fn wait_for_port(port: u16) {
+    support::eventually(
+        WITHIN,
+        &format!("a listener on port {port}"),
+        || async move { TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ()) },
+    )
+    .await;
+}
+
+pub async fn start_tansu(topic: &str, partitions: u32) -> (Process, String) {
+    let tansu = std::env::var("TANSU")
+        .expect("TANSU is not set: run the suite with scripts/test, which installs the broker");
+    let port = free_port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let broker = Process::start(
+        "tansu",
+        Command::new(&tansu).args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]),
+    );
+    wait_for_port(port).await;
+    let created = Command::new(&tansu)
+        .args([
+            "topic",
+            "create",
+            "--broker",
+            &url,
+            "--partitions",
+            &partitions.to_string(),
+            topic,
+        ])
+        .output()
+        .expect("run tansu topic create");
+    assert!(
+        created.status.success(),
+        "create topic: {}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    (broker, format!("127.0.0.1:{port}"))
+}
+
+/// Starts the consumer binary; `metrics_port` lets a test read its metrics.
+pub fn start_consumer(
+    database_url: &str,
+    bootstrap: &str,
+    topic: &str,
+    group: &str,
+    metrics_port: Option<u16>,
+) -> Process {
+    Process::start(
+        "consumer",
+        Command::new(binary("flagstream-consumer"))
+            .env("DATABASE_URL", database_url)
+            .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+            .env("KAFKA_TOPIC", topic)
+            .env("KAFKA_GROUP_ID", group)
+            .env("BATCH_TIMEOUT_MS", "50")
+            .env(
+                "METRICS_ADDR",
+                format!("127.0.0.1:{}", metrics_port.unwrap_or(0)),
+            )
+            .env("ENCRYPTION_KEY", support::TEST_KEY)
+            // Tansu holds a JoinGroup for half the session timeout; keep start-up quick.
+            .env(
+                "KAFKA_OPTIONS",
+                "session.timeout.ms=6000,heartbeat.interval.ms=500",
+            )
+            .env("LOG_FORMAT", "json"),
+    )
+}
+
+impl Process {
+    /// SIGKILL: no batch finished, no offset committed, no group left.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+}
