@@ -84,6 +84,9 @@ pub(crate) fn bit(field: Field) -> u16 {
     1 << field as u16
 }
 
+/// Byte spans in one field's text.
+type Spans = Vec<(usize, usize)>;
+
 /// An immutable, compiled set of rules. Cheap to clone and share behind an `Arc`.
 #[derive(Debug, Clone)]
 pub struct RuleSet {
@@ -297,7 +300,8 @@ impl RuleSet {
         });
         let mut matched = vec![false; self.rules.len()];
         let mut detections = Vec::with_capacity(hits.len() + metadata.len());
-        let mut field_text_cache: Option<(Field, Cow<'_, str>, Vec<(usize, usize)>)> = None;
+        // The field's text and every hit span in it, for excerpts that mask neighbours.
+        let mut field_text_cache: Option<(Field, Cow<'_, str>, Spans)> = None;
         for h in &hits {
             if field_text_cache
                 .as_ref()

@@ -1,5 +1,6 @@
 //! The engine through its public API: every rule kind, scoring, modes, conditions,
 //! exceptions, normalization and decoding, and FlagWise parity.
+#![allow(clippy::unwrap_used)]
 
 use flagstream_rules::{
     Event, Exceptions, Field, Mode, Pack, Rule, RuleKind, RuleSet, Severity, Verdict,

@@ -1,4 +1,5 @@
 //! Invariants over generated input: twins agree, spans are sound, nothing panics.
+#![allow(clippy::unwrap_used)]
 
 use flagstream_rules::{Event, Pack, Rule, RuleSet};
 use proptest::prelude::*;
