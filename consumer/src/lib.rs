@@ -84,11 +84,13 @@ pub async fn run(
     let metrics = Arc::new(Metrics::new());
     let pool = connect_database(&config).await?;
     rules::seed(&pool, &config.rules_pack).await?;
+    let listener = rules::listen(&pool).await;
     let (publish, rule_sets) =
         watch::channel(Arc::new(flagstream_rules::RuleSet::build(Vec::new())?));
     rules::reload(&pool, config.flag_threshold, &metrics, &publish).await?;
     tokio::spawn(rules::watch(
         pool.clone(),
+        listener,
         config.flag_threshold,
         Duration::from_secs(config.rules_poll_secs.max(1)),
         Arc::clone(&metrics),

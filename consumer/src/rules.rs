@@ -123,31 +123,36 @@ pub async fn reload(
     Ok(())
 }
 
+/// Subscribes to `rules_changed`. Called before the first load, so a change committed
+/// between that load and the watcher's start is not missed.
+pub async fn listen(pool: &PgPool) -> Option<PgListener> {
+    let subscribed = async {
+        let mut listener = PgListener::connect_with(pool).await?;
+        listener.listen("rules_changed").await?;
+        Ok::<_, sqlx::Error>(listener)
+    };
+    match subscribed.await {
+        Ok(listener) => Some(listener),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for rule changes; polling");
+            None
+        }
+    }
+}
+
 /// Reloads on every `rules_changed` notification, and every `poll` when the version moved.
 pub async fn watch(
     pool: PgPool,
+    mut listener: Option<PgListener>,
     threshold: u32,
     poll: Duration,
     metrics: Arc<Metrics>,
     publish: watch::Sender<Arc<RuleSet>>,
     shutdown: CancellationToken,
 ) {
-    let mut listener = None;
     loop {
         if listener.is_none() {
-            listener = match PgListener::connect_with(&pool).await {
-                Ok(mut l) => match l.listen("rules_changed").await {
-                    Ok(()) => Some(l),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot listen for rule changes; polling");
-                        None
-                    }
-                },
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for rule changes; polling");
-                    None
-                }
-            };
+            listener = listen(&pool).await;
         }
         let changed = async {
             match listener.as_mut() {
