@@ -29,7 +29,7 @@
 //!   when the question says "you".
 //! - "DAN" only counts when written uppercase.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 /// Bytes looked at before/after an anchor; phrases are short, so this bounds the work.
 const BEFORE: usize = 160;
@@ -318,10 +318,12 @@ const ANCHORS: &[&str] = &[
     "content polic",
     "polic",
     "guideline",
-    "filter",
+    "content filt",
+    "safety filt",
+    "no filt",
     "censor",
     "circumvent",
-    "limit",
+    "no limit",
     "violate",
     "safeguard",
     "programming",
@@ -515,7 +517,10 @@ impl InjectionScanner {
         }
         // A fixed table of short literals cannot exceed automaton limits; `None` only
         // keeps `new` panic-free if that ever changed (the scanner then finds nothing).
+        // A full DFA: with this many short case-insensitive needles the default NFA and its
+        // prefilter crawl (~180 MB/s on prose); the DFA visits each byte once.
         let gate = AhoCorasickBuilder::new()
+            .kind(Some(AhoCorasickKind::DFA))
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
             .build(&needles)
@@ -669,11 +674,10 @@ fn role_marker(text: &[u8], s: usize, e: usize, marker: usize) -> Option<usize> 
     }
     let hashes = lit == "###";
     if hashes {
-        let line_start = text[..s]
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |p| p + 1);
-        if !text[line_start..s].iter().all(|&b| b == b' ' || b == b'\t') {
+        // Only indentation may precede it on its line: walk back over blanks alone, so a
+        // long line of `###` costs nothing per match.
+        let before = text[..s].iter().rev().find(|&&b| b != b' ' && b != b'\t');
+        if before.is_some_and(|&b| b != b'\n') {
             return None;
         }
         if text.get(e) != Some(&b' ') {
@@ -789,7 +793,7 @@ impl InjectionScanner {
         let base = out.len();
         let mut buf = Buffers::default();
         let mut region: Option<(usize, usize)> = None;
-        for m in gate.find_overlapping_iter(bytes) {
+        for m in gate.find_iter(bytes) {
             let (s, e) = (m.start(), m.end());
             match self.anchor_kinds[m.pattern().as_usize()] {
                 AnchorKind::Role(i) => {
@@ -1147,8 +1151,9 @@ mod tests {
         }
     }
 
+    /// 20 KB each: enough to show the scan stays bounded; `speed` runs them at 1 MB.
     fn adversarial() -> Vec<String> {
-        let n = 200_000;
+        let n = 20_000;
         let rep = |p: &str| p.repeat(n / p.len());
         vec![
             rep("ignore "),
@@ -1173,7 +1178,7 @@ mod tests {
     }
 
     #[test]
-    #[ignore]
+    #[ignore = "benchmark: cargo test --release -p flagstream-rules -- --ignored --nocapture speed"]
     fn speed() {
         let prose = "Hi team, thanks for getting back to me so quickly. I'm still having trouble with \
             the deployment pipeline we talked about yesterday. When I push a commit to the main branch, \
@@ -1216,7 +1221,7 @@ mod tests {
         bench("2KB prose", &clean);
         bench("2KB prose + injection", &injected);
         for (i, t) in adversarial().iter().enumerate() {
-            let t = t.repeat(5);
+            let t = t.repeat(50);
             bench(&format!("1MB adversarial #{i} {:?}", &t[..12]), &t);
         }
     }
