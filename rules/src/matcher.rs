@@ -267,7 +267,9 @@ impl Matchers {
                 && !set.rules[rule].exceptions.allows(&text[s..e])
                 && !set.global_exceptions.allows(&text[s..e])
         };
-        if let Some(ac) = &self.keywords {
+        // `is_match` runs the automaton's prefilter; the overlapping search, which has to
+        // step every byte, runs only on the rare text that holds a keyword at all.
+        if let Some(ac) = self.keywords.as_ref().filter(|ac| ac.is_match(text)) {
             for m in ac.find_overlapping_iter(text) {
                 let k = &self.keyword_meta[m.pattern().as_usize()];
                 let (s, e) = (m.start(), m.end());
