@@ -12,7 +12,7 @@ const MODELS: &[(&str, &str)] = &[
     ("openai", "gpt-4o-mini"),
     ("openai", "o3-mini"),
     ("anthropic", "claude-3-5-sonnet-20241022"),
-    ("anthropic", "claude-3-opus-20240229"),
+    ("anthropic", "claude-3-haiku-20240307"),
     ("google", "gemini-1.5-pro"),
     ("mistral", "mistral-large-latest"),
 ];
