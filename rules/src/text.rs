@@ -268,18 +268,23 @@ fn printable(bytes: Vec<u8>) -> Option<String> {
     (total > 0 && good * 10 >= total * 9).then_some(s)
 }
 
+/// The value of a base64 digit, standard or URL-safe alphabet.
+pub(crate) fn base64_digit(b: u8) -> Option<u8> {
+    Some(match b {
+        b'A'..=b'Z' => b - b'A',
+        b'a'..=b'z' => b - b'a' + 26,
+        b'0'..=b'9' => b - b'0' + 52,
+        b'+' | b'-' => 62,
+        b'/' | b'_' => 63,
+        _ => return None,
+    })
+}
+
 fn base64_decode(s: &str) -> Option<String> {
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
     let (mut acc, mut bits) = (0u32, 0u32);
     for b in s.bytes() {
-        let v = match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        };
+        let v = base64_digit(b)?;
         acc = (acc << 6) | u32::from(v);
         bits += 6;
         if bits >= 8 {

@@ -699,23 +699,14 @@ fn bech32_ok(hrp: &[u8], data: &[u8]) -> bool {
     bech32_polymod(it) == 1
 }
 
-fn b64url_val(c: u8) -> Option<u32> {
-    Some(match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'-' | b'+' => 62,
-        b'_' | b'/' => 63,
-        _ => return None,
-    } as u32)
-}
-
 /// Decodes base64/base64url without padding into `out`; stops at the first invalid byte.
 fn b64_decode(src: &[u8], out: &mut Vec<u8>) {
     let mut acc = 0u32;
     let mut bits = 0;
     for &c in src {
-        let Some(v) = b64url_val(c) else { break };
+        let Some(v) = crate::text::base64_digit(c).map(u32::from) else {
+            break;
+        };
         acc = (acc << 6) | v;
         bits += 6;
         if bits >= 8 {
