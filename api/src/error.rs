@@ -1,7 +1,7 @@
 //! The one place errors become HTTP responses.
 
-use axum::extract::rejection::QueryRejection;
-use axum::http::StatusCode;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -11,6 +11,8 @@ use thiserror::Error;
 pub enum Error {
     #[error("missing or invalid credentials")]
     Unauthorized,
+    #[error("this needs the {0} role")]
+    Forbidden(&'static str),
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -20,12 +22,32 @@ pub enum Error {
         field: Option<&'static str>,
         message: String,
     },
+    /// A request the framework could not read: bad JSON, wrong content type, too large.
+    #[error("{message}")]
+    Rejected { status: StatusCode, message: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("too many attempts; retry in {retry_after} s")]
+    TooManyRequests { retry_after: u64 },
+    #[error("{0}")]
+    Unavailable(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("configuration: {0}")]
     Config(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Error {
+        Error::Invalid {
+            field: Some(field),
+            message: message.into(),
+        }
+    }
 }
 
 impl From<QueryRejection> for Error {
@@ -37,19 +59,47 @@ impl From<QueryRejection> for Error {
     }
 }
 
+impl From<PathRejection> for Error {
+    fn from(rejection: PathRejection) -> Self {
+        Error::Invalid {
+            field: None,
+            message: rejection.body_text(),
+        }
+    }
+}
+
+impl From<JsonRejection> for Error {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = match rejection.status() {
+            // A body of the right shape with a wrong value is the caller's data error.
+            StatusCode::UNPROCESSABLE_ENTITY => StatusCode::UNPROCESSABLE_ENTITY,
+            other => other,
+        };
+        Error::Rejected {
+            status,
+            message: rejection.body_text(),
+        }
+    }
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
             Error::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Error::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Error::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
-            Error::Database(_) | Error::Migrate(_) | Error::Config(_) => {
+            Error::Rejected { status, .. } => (*status, "bad_request"),
+            Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Error::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Error::Database(_) | Error::Migrate(_) | Error::Config(_) | Error::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         };
         let mut error = json!({ "code": code, "message": self.to_string() });
-        if status.is_server_error() {
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             // The cause goes to the log; the client learns nothing about internals.
             tracing::error!(error = %self, "request failed");
             error["message"] = "internal error".into();
@@ -61,11 +111,15 @@ impl IntoResponse for Error {
             error["field"] = (*field).into();
         }
         let mut response = (status, Json(json!({ "error": error }))).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                "www-authenticate",
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
+        let headers = response.headers_mut();
+        match self {
+            Error::Unauthorized => {
+                headers.insert("www-authenticate", HeaderValue::from_static("Bearer"));
+            }
+            Error::TooManyRequests { retry_after } => {
+                headers.insert("retry-after", HeaderValue::from(retry_after));
+            }
+            _ => {}
         }
         response
     }

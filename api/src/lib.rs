@@ -1,29 +1,34 @@
 //! Flagstream's REST API for the security team.
 
-mod auth;
+mod audit;
+pub mod auth;
 pub mod config;
 mod error;
+mod extract;
+pub mod metrics;
 mod routes;
 pub mod state;
 pub mod telemetry;
+pub mod users;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-pub use auth::TokenDigest;
-pub use config::Config;
+pub use config::{Cli, Command, Config};
 pub use error::Error;
-pub use routes::router;
+pub use routes::{endpoints, matrix, openapi_document, router, Endpoint, Hardening};
 use state::AppState;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
-/// Builds the state from config: checks the token, connects (lazily, so the API can start
-/// and report "not ready" while the database is down) and migrates when asked.
-pub async fn build_state(config: &Config) -> Result<AppState, Error> {
-    let token = TokenDigest::new(config.api_token.expose())?;
+/// Connects lazily, so the API can start and report "not ready" while the database is down,
+/// and migrates when asked.
+pub async fn connect(config: &Config) -> Result<PgPool, Error> {
     let pool = PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(5))
@@ -31,16 +36,47 @@ pub async fn build_state(config: &Config) -> Result<AppState, Error> {
     if config.migrate_on_start {
         MIGRATOR.run(&pool).await?;
     }
-    Ok(AppState { pool, token })
+    Ok(pool)
 }
 
-/// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
+pub fn hardening(config: &Config) -> Hardening {
+    Hardening {
+        cors_origins: config.cors_origins.clone(),
+        max_body_bytes: config.max_body_bytes,
+    }
+}
+
+/// Serves the API and its metrics until `shutdown` is cancelled, then lets in-flight
+/// requests finish.
 pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let state = build_state(&config).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    tracing::info!(address = %listener.local_addr()?, "listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    let pool = connect(&config).await?;
+    let state = AppState::new(pool.clone(), &config)?;
+    if let (Some(user), Some(password)) = (
+        &config.bootstrap_admin_username,
+        &config.bootstrap_admin_password,
+    ) {
+        if users::bootstrap(&pool, user, password.expose().to_owned())
+            .await
+            .context("failed to create the bootstrap admin")?
+        {
+            tracing::info!(username = %user, "created the bootstrap admin");
+        }
+    }
+    let metrics_listener = tokio::net::TcpListener::bind(config.metrics_addr)
+        .await
+        .with_context(|| format!("failed to bind {}", config.metrics_addr))?;
+    let metrics = axum::serve(metrics_listener, metrics::router(state.metrics.clone()))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let app = router(state, &hardening(&config))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("failed to bind {}", config.listen))?;
+    tracing::info!(address = %listener.local_addr()?, metrics = %config.metrics_addr, "listening");
+    let api = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned());
+    tokio::try_join!(async { api.await }, async { metrics.await })?;
     Ok(())
 }

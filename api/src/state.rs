@@ -1,10 +1,50 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use flagstream_rules::content::Keyring;
+use serde_json::Value;
 use sqlx::PgPool;
 
-use crate::auth::TokenDigest;
+use crate::auth::{Jwt, LoginLimiter};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::Error;
 
 /// Shared by every request; built from config, so tests can build their own.
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
-    pub token: TokenDigest,
+    pub jwt: Arc<Jwt>,
+    /// Opens content the consumer sealed; None when no key is configured.
+    pub keys: Option<Keyring>,
+    pub limiter: Arc<LoginLimiter>,
+    pub stats: moka::sync::Cache<String, Arc<Value>>,
+    pub metrics: Arc<Metrics>,
+    pub request_timeout: Duration,
+}
+
+impl AppState {
+    pub fn new(pool: PgPool, config: &Config) -> Result<AppState, Error> {
+        let keys = Keyring::from_config(
+            config.encryption_key.as_ref().map(|s| s.expose()),
+            config.encryption_keys.as_ref().map(|s| s.expose()),
+        )
+        .map_err(|e| Error::Config(e.to_string()))?;
+        Ok(AppState {
+            pool,
+            jwt: Arc::new(Jwt::from_config(config)?),
+            keys,
+            limiter: Arc::new(LoginLimiter::new(
+                Duration::from_secs(config.login_window_secs),
+                config.login_max_failures,
+                config.login_max_attempts_per_ip,
+            )),
+            stats: moka::sync::Cache::builder()
+                .max_capacity(1_000)
+                .time_to_live(Duration::from_secs(config.stats_cache_secs))
+                .build(),
+            metrics: Arc::new(Metrics::default()),
+            request_timeout: Duration::from_secs(config.request_timeout_secs),
+        })
+    }
 }

@@ -6,8 +6,9 @@ use std::collections::{BTreeSet, HashMap};
 use flagstream_rules::{Event, Origin, RuleSet, Verdict};
 use time::OffsetDateTime;
 
-use crate::content::{Content, Keyring, StoreContent};
+use crate::config::StoreContent;
 use crate::Error;
+use flagstream_rules::content::{Content, Keyring};
 
 /// One Kafka message, detached from the client so it can cross to a worker thread.
 #[derive(Debug, Clone)]

@@ -4,8 +4,6 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use crate::content::StoreContent;
-
 /// Flagstream consumer: reads LLM traffic events from Kafka, evaluates them against the
 /// detection rules and stores flags and dead letters in PostgreSQL.
 ///
@@ -189,5 +187,23 @@ impl From<String> for Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
+    }
+}
+
+/// How a flagged event's content is kept (`STORE_CONTENT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreContent {
+    Encrypted,
+    Redacted,
+    None,
+}
+
+impl StoreContent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreContent::Encrypted => "encrypted",
+            StoreContent::Redacted => "redacted",
+            StoreContent::None => "none",
+        }
     }
 }

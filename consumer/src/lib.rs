@@ -8,7 +8,6 @@
 
 pub mod batch;
 pub mod config;
-pub mod content;
 mod error;
 pub mod kafka;
 pub mod metrics;
@@ -32,9 +31,10 @@ pub use config::Config;
 pub use error::Error;
 
 use crate::batch::Storage;
-use crate::content::{Keyring, StoreContent};
+use crate::config::{Secret, StoreContent};
 use crate::kafka::KafkaConsumer;
 use crate::metrics::Metrics;
+use flagstream_rules::content::Keyring;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
@@ -56,8 +56,8 @@ pub async fn connect_database(config: &Config) -> Result<PgPool, Error> {
 /// Checks the settings that must never be silently wrong, before touching any service.
 pub fn storage(config: &Config) -> Result<Storage, Error> {
     let keys = Keyring::from_config(
-        config.encryption_key.as_ref(),
-        config.encryption_keys.as_ref(),
+        config.encryption_key.as_ref().map(Secret::expose),
+        config.encryption_keys.as_ref().map(Secret::expose),
     )?;
     if config.store_content == StoreContent::Encrypted && keys.is_none() {
         return Err(Error::Config(

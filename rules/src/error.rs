@@ -1,7 +1,7 @@
 use thiserror::Error;
 
-/// Everything that can go wrong in the engine: an event that cannot be read, or a rule that
-/// cannot be compiled. Messages name the field or rule at fault.
+/// Everything that can go wrong in the engine: an event that cannot be read, a rule that
+/// cannot be compiled, or content that cannot be sealed or opened. Messages name the field or rule at fault.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum Error {
     #[error("event is not valid JSON: {0}")]
@@ -21,6 +21,10 @@ pub enum Error {
     InvalidRule { rule_id: String, reason: String },
     #[error("rule pack is invalid: {0}")]
     InvalidPack(String),
+    #[error("content key: {0}")]
+    Key(String),
+    #[error("content sealing: {0}")]
+    Seal(String),
 }
 
 impl Error {
@@ -34,6 +38,8 @@ impl Error {
             Error::InvalidTimestamp(_) => "invalid_timestamp",
             Error::InvalidRule { .. } => "invalid_rule",
             Error::InvalidPack(_) => "invalid_pack",
+            Error::Key(_) => "content_key",
+            Error::Seal(_) => "content_seal",
         }
     }
 }

@@ -38,6 +38,7 @@
 
 mod body;
 mod condition;
+pub mod content;
 pub mod detector;
 mod error;
 mod event;

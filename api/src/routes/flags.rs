@@ -1,79 +1,283 @@
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+//! Reading flags: search, one flag, and the streamed export.
+
+use std::convert::Infallible;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde_json::{json, Value};
 use sqlx::types::Json as SqlJson;
+use sqlx::{PgPool, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 
-use crate::auth::Reader;
+use super::filter::{Cursor, Filter, FlagQuery};
+use crate::audit::{self, Entry};
+use crate::auth::{ClientIp, Principal};
+use crate::extract::{Params, Path};
 use crate::state::AppState;
 use crate::Error;
 
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 500;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    limit: Option<i64>,
-}
+const EXPORT_PAGE: i64 = 1_000;
 
 #[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct Flag {
-    id: i64,
-    event_id: String,
+    pub id: i64,
+    pub event_id: String,
     #[serde(with = "time::serde::rfc3339")]
-    event_time: OffsetDateTime,
+    pub event_time: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
-    ingested_at: OffsetDateTime,
-    src_ip: String,
-    provider: String,
-    model: String,
-    endpoint: Option<String>,
-    method: Option<String>,
-    status_code: Option<i32>,
-    duration_ms: Option<i64>,
-    score: i16,
-    severity: String,
-    status: String,
-    detections: SqlJson<serde_json::Value>,
+    pub ingested_at: OffsetDateTime,
+    pub src_ip: String,
+    pub provider: String,
+    pub model: String,
+    pub endpoint: Option<String>,
+    pub method: Option<String>,
+    pub status_code: Option<i32>,
+    pub duration_ms: Option<i64>,
+    pub user: Option<String>,
+    pub app: Option<String>,
+    pub team: Option<String>,
+    pub tokens_in: Option<i64>,
+    pub tokens_out: Option<i64>,
+    pub cost_usd: Option<f64>,
+    pub score: i16,
+    pub severity: String,
+    pub categories: Vec<String>,
+    pub status: String,
+    pub assignee: Option<String>,
+    pub rule_set_version: i64,
+    pub content_mode: String,
+    pub detections: SqlJson<Value>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct FlagList {
-    flags: Vec<Flag>,
+const SELECT: &str =
+    "SELECT f.id, f.event_id, f.event_time, f.ingested_at, host(f.src_ip) AS src_ip,
+        f.provider, f.model, f.endpoint, f.method, f.status_code, f.duration_ms,
+        f.user_id AS user, f.app, f.team, f.tokens_in, f.tokens_out, f.cost_usd,
+        f.score, f.severity, f.categories, f.status, f.assignee, f.rule_set_version,
+        f.content_mode,
+        COALESCE((SELECT json_agg(json_build_object(
+                      'rule_id', d.rule_id, 'rule_version', d.rule_version,
+                      'field', d.field, 'start', d.span_start, 'end', d.span_end,
+                      'excerpt', d.excerpt, 'detector', d.detector,
+                      'decoded_from', d.decoded_from, 'shadow', d.shadow) ORDER BY d.id)
+                  FROM detections d WHERE d.flag_id = f.id), '[]'::json) AS detections
+ FROM flags f";
+
+/// One page of flags matching `filter`, newest first, and the cursor of the next page.
+pub async fn page(
+    pool: &PgPool,
+    filter: &Filter,
+    limit: i64,
+) -> Result<(Vec<Flag>, Option<Cursor>), Error> {
+    let mut qb = QueryBuilder::<Postgres>::new(SELECT);
+    filter.push_where(&mut qb, true)?;
+    qb.push(" ORDER BY f.event_time DESC, f.id DESC LIMIT ")
+        .push_bind(limit + 1);
+    let mut flags: Vec<Flag> = qb.build_query_as().fetch_all(pool).await?;
+    let next = if flags.len() as i64 > limit {
+        flags.truncate(limit as usize);
+        flags.last().map(|f| Cursor::of(f.event_time, f.id))
+    } else {
+        None
+    };
+    Ok((flags, next))
 }
 
-/// Newest flags first, each with its detections (redacted excerpts only, never content).
 pub async fn list(
-    _: Reader,
     State(state): State<AppState>,
-    query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<FlagList>, Error> {
-    let Query(query) = query?;
+    Params(query): Params<FlagQuery>,
+) -> Result<Json<Value>, Error> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(Error::Invalid {
-            field: Some("limit"),
-            message: format!("limit must be between 1 and {MAX_LIMIT}, got {limit}"),
-        });
+        return Err(Error::invalid(
+            "limit",
+            format!("limit must be between 1 and {MAX_LIMIT}, got {limit}"),
+        ));
     }
-    let flags = sqlx::query_as::<_, Flag>(
-        "SELECT f.id, f.event_id, f.event_time, f.ingested_at, host(f.src_ip) AS src_ip,
-                f.provider, f.model, f.endpoint, f.method, f.status_code, f.duration_ms,
-                f.score, f.severity, f.status,
-                COALESCE((SELECT json_agg(json_build_object(
-                              'rule_id', d.rule_id, 'rule_version', d.rule_version,
-                              'field', d.field, 'start', d.span_start, 'end', d.span_end,
-                              'excerpt', d.excerpt, 'detector', d.detector,
-                              'decoded_from', d.decoded_from, 'shadow', d.shadow) ORDER BY d.id)
-                          FROM detections d WHERE d.flag_id = f.id), '[]'::json) AS detections
-         FROM flags f
-         ORDER BY f.event_time DESC, f.id DESC
-         LIMIT $1",
+    let filter = Filter::parse(&query)?;
+    let (flags, next) = page(&state.pool, &filter, limit).await?;
+    let mut body = json!({ "flags": flags, "next_cursor": next.map(|c| c.encode()) });
+    if query.count == Some(true) {
+        let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM flags f");
+        filter.push_where(&mut qb, false)?;
+        let total: i64 = qb.build_query_scalar().fetch_one(&state.pool).await?;
+        body["total"] = total.into();
+    }
+    Ok(Json(body))
+}
+
+pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Flag>, Error> {
+    let mut qb = QueryBuilder::<Postgres>::new(SELECT);
+    qb.push(" WHERE f.id = ").push_bind(id);
+    let flag: Option<Flag> = qb.build_query_as().fetch_optional(&state.pool).await?;
+    flag.map(Json).ok_or(Error::NotFound)
+}
+
+/// Streams every matching flag, page by page (each page its own short query, so the
+/// export holds no long transaction). Content is never exported; excerpts are redacted.
+pub async fn export(
+    State(state): State<AppState>,
+    principal: Principal,
+    ClientIp(ip): ClientIp,
+    Params(query): Params<FlagQuery>,
+) -> Result<Response, Error> {
+    let csv = match query.format.as_deref() {
+        None | Some("ndjson") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(Error::invalid(
+                "format",
+                format!("format must be ndjson or csv, got `{other}`"),
+            ))
+        }
+    };
+    let mut filter = Filter::parse(&query)?;
+    audit::record(
+        &state.pool,
+        Entry {
+            actor: &principal.name,
+            action: "export",
+            target: None,
+            success: true,
+            ip,
+            details: json!({ "format": if csv { "csv" } else { "ndjson" },
+                             "query": format!("{query:?}") }),
+        },
     )
-    .bind(limit)
-    .fetch_all(&state.pool)
     .await?;
-    Ok(Json(FlagList { flags }))
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(4);
+    tokio::spawn(async move {
+        if csv {
+            let _ = tx.send(Ok(Bytes::from(CSV_HEADER))).await;
+        }
+        loop {
+            let (flags, next) = match page(&state.pool, &filter, EXPORT_PAGE).await {
+                Ok(page) => page,
+                Err(e) => {
+                    // Headers are out; ending the stream early is all that is left. The
+                    // client sees a truncated body without the final newline.
+                    tracing::error!(error = %e, "export failed");
+                    return;
+                }
+            };
+            let mut chunk = String::new();
+            for flag in &flags {
+                if csv {
+                    csv_row(&mut chunk, flag);
+                } else if let Ok(line) = serde_json::to_string(flag) {
+                    chunk.push_str(&line);
+                    chunk.push('\n');
+                }
+            }
+            if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+                return; // the client went away
+            }
+            match next {
+                Some(c) => filter.cursor = Some(c),
+                None => return,
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let content_type = if csv {
+        "text/csv; charset=utf-8"
+    } else {
+        "application/x-ndjson"
+    };
+    Ok((
+        [(header::CONTENT_TYPE, content_type)],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+const CSV_HEADER: &str = "id,event_id,event_time,src_ip,provider,model,user,app,score,severity,status,assignee,categories,rule_ids\n";
+
+fn csv_row(out: &mut String, f: &Flag) {
+    let rules: Vec<&str> = f
+        .detections
+        .0
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["rule_id"].as_str())
+        .collect();
+    let time = f
+        .event_time
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let fields = [
+        f.id.to_string(),
+        f.event_id.clone(),
+        time,
+        f.src_ip.clone(),
+        f.provider.clone(),
+        f.model.clone(),
+        f.user.clone().unwrap_or_default(),
+        f.app.clone().unwrap_or_default(),
+        f.score.to_string(),
+        f.severity.clone(),
+        f.status.clone(),
+        f.assignee.clone().unwrap_or_default(),
+        f.categories.join(";"),
+        rules.join(";"),
+    ];
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        csv_field(out, field);
+    }
+    out.push('\n');
+}
+
+/// RFC 4180 quoting, and a leading `'` on values a spreadsheet would run as a formula
+/// (event ids and users come from the traffic, so they are attacker-controlled).
+fn csv_field(out: &mut String, value: &str) {
+    let formula = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let quote = formula || value.contains([',', '"', '\n', '\r']);
+    if quote {
+        out.push('"');
+    }
+    if formula {
+        out.push('\'');
+    }
+    for c in value.chars() {
+        if c == '"' {
+            out.push('"');
+        }
+        out.push(c);
+    }
+    if quote {
+        out.push('"');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_fields_are_quoted_and_defused() {
+        let cases = [
+            ("plain", "plain"),
+            ("a,b", "\"a,b\""),
+            ("say \"hi\"", "\"say \"\"hi\"\"\""),
+            ("=HYPERLINK(\"x\")", "\"'=HYPERLINK(\"\"x\"\")\""),
+            ("-1", "\"'-1\""),
+        ];
+        for (input, expected) in cases {
+            let mut out = String::new();
+            csv_field(&mut out, input);
+            assert_eq!(out, expected, "{input}");
+        }
+    }
 }

@@ -1,18 +1,417 @@
+//! The route table: every endpoint with its method, minimum role and summary. It drives the
+//! router, the authorization check, the OpenAPI document and the README's role matrix, so
+//! they cannot disagree.
+
+mod admin;
+mod audit;
+mod auth;
+mod docs;
+mod filter;
 mod flags;
 mod health;
+mod rules;
+mod stats;
+mod triage;
 
-use axum::routing::get;
-use axum::Router;
+use std::sync::Arc;
 
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::handler::Handler;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{on, MethodFilter};
+use axum::{Extension, Router};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::auth::{authorize, Role};
 use crate::state::AppState;
 use crate::Error;
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .route("/api/v1/flags", get(flags::list))
+/// One endpoint of the API, as documented.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub method: &'static str,
+    pub path: &'static str,
+    /// None: open to anyone (health, login, documentation).
+    pub role: Option<Role>,
+    pub summary: &'static str,
+}
+
+struct Table {
+    router: Router<AppState>,
+    endpoints: Vec<Endpoint>,
+}
+
+impl Table {
+    fn add<H, T>(
+        mut self,
+        method: &'static str,
+        path: &'static str,
+        role: Option<Role>,
+        summary: &'static str,
+        handler: H,
+    ) -> Table
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = match method {
+            "GET" => MethodFilter::GET,
+            "POST" => MethodFilter::POST,
+            "PUT" => MethodFilter::PUT,
+            "PATCH" => MethodFilter::PATCH,
+            _ => MethodFilter::DELETE,
+        };
+        let mut route = on(filter, handler);
+        if let Some(role) = role {
+            route = route.route_layer(middleware::from_fn(move |req: Request, next: Next| {
+                authorize(role, req, next)
+            }));
+        }
+        self.router = self.router.route(path, route);
+        self.endpoints.push(Endpoint {
+            method,
+            path,
+            role,
+            summary,
+        });
+        self
+    }
+}
+
+fn table() -> Table {
+    use Role::{Admin, Analyst, Viewer};
+    let open = None;
+    Table {
+        router: Router::new(),
+        endpoints: Vec::new(),
+    }
+    .add("GET", "/health", open, "Liveness", health::health)
+    .add(
+        "GET",
+        "/ready",
+        open,
+        "Readiness: database and migrations",
+        health::ready,
+    )
+    .add(
+        "GET",
+        "/api/v1/openapi.json",
+        open,
+        "This API's OpenAPI document",
+        docs::openapi,
+    )
+    .add(
+        "GET",
+        "/api/v1/docs",
+        open,
+        "API documentation page",
+        docs::page,
+    )
+    .add(
+        "GET",
+        "/api/v1/docs.js",
+        open,
+        "Script of the documentation page",
+        docs::script,
+    )
+    .add(
+        "POST",
+        "/api/v1/auth/login",
+        open,
+        "Log in with username and password; returns a JWT",
+        auth::login,
+    )
+    .add(
+        "GET",
+        "/api/v1/auth/me",
+        Some(Viewer),
+        "The caller: name, role, credential kind",
+        auth::me,
+    )
+    .add(
+        "GET",
+        "/api/v1/flags",
+        Some(Viewer),
+        "Search flags (filters, cursor pagination)",
+        flags::list,
+    )
+    .add(
+        "GET",
+        "/api/v1/flags/export",
+        Some(Analyst),
+        "Export flags as NDJSON or CSV (streamed, never content)",
+        flags::export,
+    )
+    .add(
+        "POST",
+        "/api/v1/flags/bulk",
+        Some(Analyst),
+        "Change the triage status of many flags",
+        triage::bulk,
+    )
+    .add(
+        "GET",
+        "/api/v1/flags/{id}",
+        Some(Viewer),
+        "One flag with its detections",
+        flags::get,
+    )
+    .add(
+        "PATCH",
+        "/api/v1/flags/{id}",
+        Some(Analyst),
+        "Triage a flag: status, assignee, note",
+        triage::update,
+    )
+    .add(
+        "GET",
+        "/api/v1/flags/{id}/history",
+        Some(Viewer),
+        "Triage history of a flag",
+        triage::history,
+    )
+    .add(
+        "POST",
+        "/api/v1/flags/{id}/reveal",
+        Some(Analyst),
+        "Decrypt a flag's prompt and response (audited, reason required)",
+        triage::reveal,
+    )
+    .add(
+        "GET",
+        "/api/v1/rules",
+        Some(Viewer),
+        "Current rules",
+        rules::list,
+    )
+    .add(
+        "POST",
+        "/api/v1/rules",
+        Some(Admin),
+        "Create a rule (validated by compiling it)",
+        rules::create,
+    )
+    .add(
+        "GET",
+        "/api/v1/rules/templates",
+        Some(Viewer),
+        "Built-in rule packs",
+        rules::templates,
+    )
+    .add(
+        "POST",
+        "/api/v1/rules/test",
+        Some(Analyst),
+        "Dry-run a draft rule or the active set on sample events",
+        rules::test,
+    )
+    .add(
+        "GET",
+        "/api/v1/rules/{id}",
+        Some(Viewer),
+        "One rule",
+        rules::get,
+    )
+    .add(
+        "PUT",
+        "/api/v1/rules/{id}",
+        Some(Admin),
+        "Replace a rule (new version)",
+        rules::replace,
+    )
+    .add(
+        "PATCH",
+        "/api/v1/rules/{id}",
+        Some(Admin),
+        "Enable, disable or change the mode of a rule (new version)",
+        rules::patch,
+    )
+    .add(
+        "DELETE",
+        "/api/v1/rules/{id}",
+        Some(Admin),
+        "Delete a rule (kept in its history)",
+        rules::delete,
+    )
+    .add(
+        "GET",
+        "/api/v1/rules/{id}/versions",
+        Some(Viewer),
+        "Every version of a rule",
+        rules::versions,
+    )
+    .add(
+        "GET",
+        "/api/v1/rules/{id}/diff",
+        Some(Viewer),
+        "Differences between two versions (?from=SEQ&to=SEQ)",
+        rules::diff,
+    )
+    .add(
+        "POST",
+        "/api/v1/rules/{id}/restore",
+        Some(Admin),
+        "Restore a version as the newest",
+        rules::restore,
+    )
+    .add(
+        "GET",
+        "/api/v1/stats/summary",
+        Some(Viewer),
+        "Counts, top rules, models, providers and sources, rates",
+        stats::summary,
+    )
+    .add(
+        "GET",
+        "/api/v1/stats/timeseries",
+        Some(Viewer),
+        "Traffic and flags per time bucket",
+        stats::timeseries,
+    )
+    .add(
+        "GET",
+        "/api/v1/admin/users",
+        Some(Admin),
+        "List users",
+        admin::list_users,
+    )
+    .add(
+        "POST",
+        "/api/v1/admin/users",
+        Some(Admin),
+        "Create a user",
+        admin::create_user,
+    )
+    .add(
+        "PATCH",
+        "/api/v1/admin/users/{username}",
+        Some(Admin),
+        "Change a user's role, password or disabled flag",
+        admin::update_user,
+    )
+    .add(
+        "GET",
+        "/api/v1/admin/api-keys",
+        Some(Admin),
+        "List API keys (prefixes only)",
+        admin::list_keys,
+    )
+    .add(
+        "POST",
+        "/api/v1/admin/api-keys",
+        Some(Admin),
+        "Create an API key; the key is shown once",
+        admin::create_key,
+    )
+    .add(
+        "DELETE",
+        "/api/v1/admin/api-keys/{id}",
+        Some(Admin),
+        "Revoke an API key",
+        admin::revoke_key,
+    )
+    .add(
+        "GET",
+        "/api/v1/audit",
+        Some(Admin),
+        "The audit log",
+        audit::list,
+    )
+}
+
+/// Every endpoint, for the OpenAPI document and the role matrix.
+pub fn endpoints() -> Vec<Endpoint> {
+    table().endpoints
+}
+
+pub use docs::{document as openapi_document, matrix};
+
+/// Limits and browser-facing settings of the router.
+#[derive(Debug, Clone, Default)]
+pub struct Hardening {
+    pub cors_origins: Vec<String>,
+    pub max_body_bytes: usize,
+}
+
+pub fn router(state: AppState, hardening: &Hardening) -> Result<Router, Error> {
+    let metrics = state.metrics.clone();
+    let timeout = state.request_timeout;
+    let mut router = table()
+        .router
         .fallback(|| async { Error::NotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(hardening.max_body_bytes.max(1024)))
+        .layer(Extension(state.clone()))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            with_timeout(timeout, req, next)
+        }));
+    if !hardening.cors_origins.is_empty() {
+        router = router.layer(cors(&hardening.cors_origins)?);
+    }
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"),
+    ] {
+        router = router.layer(SetResponseHeaderLayer::overriding(
+            name,
+            HeaderValue::from_static(value),
+        ));
+    }
+    // The documentation page sets its own policy; everything else is JSON.
+    router = router
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            crate::metrics::track(Arc::clone(&metrics), req, next)
+        }));
+    Ok(router.with_state(state))
+}
+
+/// Cuts off a request whose response has not started within `limit`. A streamed export has
+/// started once its headers are out, so it is not cut off mid-body.
+async fn with_timeout(limit: std::time::Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => Error::Rejected {
+            status: StatusCode::REQUEST_TIMEOUT,
+            message: format!("the request took longer than {} s", limit.as_secs()),
+        }
+        .into_response(),
+    }
+}
+
+fn cors(origins: &[String]) -> Result<CorsLayer, Error> {
+    let origins = origins
+        .iter()
+        .map(|o| {
+            HeaderValue::from_str(o.trim())
+                .map_err(|_| Error::Config(format!("CORS_ORIGINS has an invalid origin `{o}`")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("x-api-key"),
+        ])
+        .max_age(std::time::Duration::from_secs(600)))
 }

@@ -1,21 +1,32 @@
 //! The API router in-process against real PostgreSQL.
 #![allow(clippy::unwrap_used)]
 
+mod auth;
 mod flags;
 mod health;
+mod matrix;
+mod rules;
+mod stats;
+mod triage;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use axum::response::Response;
+use axum::Router;
+use clap::Parser as _;
+use flagstream_api::auth::Role;
 use flagstream_api::state::AppState;
-use flagstream_api::{router, TokenDigest, MIGRATOR};
+use flagstream_api::{router, Cli, Config, Hardening, MIGRATOR};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, PgPool};
 use tower::ServiceExt;
 
-pub const TOKEN: &str = "test-token-0123456789abcdef0123456789abcdef";
+pub const JWT_SECRET: &str = "test-only-jwt-secret-0123456789abcdef0123";
+/// A content key for tests (32 bytes, base64); the consumer's tests use the same one.
+pub const TEST_KEY: &str = "dGVzdC1vbmx5LWtleS1mbGFnc3RyZWFtLTMyYnl0ZXM=";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -46,40 +57,135 @@ pub async fn database(migrated: bool) -> PgPool {
     pool
 }
 
-pub fn state(pool: PgPool) -> AppState {
-    AppState {
-        pool,
-        token: TokenDigest::new(TOKEN).expect("valid token"),
+/// Config as the binary would parse it, plus `extra` flags.
+pub fn config(extra: &[&str]) -> Config {
+    let mut args = vec![
+        "flagstream-api",
+        "--database-url",
+        "postgres://unused",
+        "--jwt-secret-key",
+        JWT_SECRET,
+        "--encryption-key",
+        TEST_KEY,
+    ];
+    args.extend_from_slice(extra);
+    Cli::try_parse_from(args).unwrap().config
+}
+
+pub struct Api {
+    pub state: AppState,
+    router: Router,
+}
+
+impl Api {
+    /// A migrated database with one user per role, named after the role.
+    pub async fn new() -> Api {
+        let api = Api::with_pool(database(true).await, &[]);
+        for role in [Role::Viewer, Role::Analyst, Role::Admin] {
+            sqlx::query(
+                "INSERT INTO users (username, password_hash, role) VALUES ($1, 'no-login', $1)",
+            )
+            .bind(role.as_str())
+            .execute(&api.state.pool)
+            .await
+            .unwrap();
+        }
+        api
+    }
+
+    pub fn with_pool(pool: PgPool, extra: &[&str]) -> Api {
+        let config = config(extra);
+        let state = AppState::new(pool, &config).unwrap();
+        Api::from_state(state, &flagstream_api::hardening(&config))
+    }
+
+    pub fn from_state(state: AppState, hardening: &Hardening) -> Api {
+        let router = router(state.clone(), hardening).unwrap();
+        Api { state, router }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.state.pool
+    }
+
+    /// A login token for the user named after `role`.
+    pub fn token(&self, role: Role) -> String {
+        self.state.jwt.issue(role.as_str(), role).unwrap().0
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Response {
+        self.router.clone().oneshot(request).await.unwrap()
+    }
+
+    /// One request with an optional bearer credential and JSON body; status and JSON body.
+    pub async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(t) = bearer {
+            request = request.header("authorization", format!("Bearer {t}"));
+        }
+        let body = match body {
+            Some(v) => {
+                request = request.header("content-type", "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        let response = self.send(request.body(body).unwrap()).await;
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!(
+                "{method} {uri}: body is not JSON: {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        (status, body)
+    }
+
+    /// As [`Api::call`] with the token of `role`.
+    pub async fn as_role(
+        &self,
+        role: Role,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.call(method, uri, Some(&self.token(role)), body).await
     }
 }
 
-/// Sends one request through the router and returns the status and JSON body.
-pub async fn call(
-    state: &AppState,
-    method: &str,
-    uri: &str,
-    token: Option<&str>,
-) -> (StatusCode, Value) {
-    let mut request = Request::builder().method(method).uri(uri);
-    if let Some(t) = token {
-        request = request.header("authorization", format!("Bearer {t}"));
-    }
-    let response = router(state.clone())
-        .oneshot(request.body(Body::empty()).expect("request"))
-        .await
-        .expect("router never fails");
-    let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-        panic!(
-            "{method} {uri}: body is not JSON: {}",
-            String::from_utf8_lossy(&bytes)
-        )
-    });
-    (status, body)
+/// Inserts `n` flags, one a minute from 2026-11-22T00:00Z, each with one detection; odd
+/// ones are `critical` from 10.0.0.x, even ones `high` from 192.168.0.x.
+pub async fn seed_flags(pool: &PgPool, n: i64) {
+    sqlx::query(
+        "INSERT INTO flags (event_id, event_time, src_ip, provider, model, score, severity,
+                            categories, user_id, app, kafka_topic, kafka_partition, kafka_offset)
+         SELECT 'ev-' || i, '2026-11-22T00:00:00Z'::timestamptz + i * interval '1 minute',
+                (CASE WHEN i % 2 = 1 THEN '10.0.0.' ELSE '192.168.0.' END || (i % 250))::inet,
+                CASE WHEN i % 3 = 0 THEN 'anthropic' ELSE 'openai' END,
+                CASE WHEN i % 3 = 0 THEN 'claude-3-opus-20240229' ELSE 'gpt-4o' END,
+                CASE WHEN i % 2 = 1 THEN 90 ELSE 40 END,
+                CASE WHEN i % 2 = 1 THEN 'critical' ELSE 'high' END,
+                CASE WHEN i % 2 = 1 THEN ARRAY['secrets'] ELSE ARRAY['pii'] END,
+                'user-' || (i % 5), 'app-' || (i % 2), 't', 0, i
+         FROM generate_series(1, $1) AS i",
+    )
+    .bind(n)
+    .execute(pool)
+    .await
+    .expect("seed flags");
+    sqlx::query(
+        "INSERT INTO detections (flag_id, rule_id, field, span_start, span_end, excerpt)
+         SELECT id, CASE WHEN severity = 'critical' THEN 'secret.aws' ELSE 'pii.email' END,
+                'prompt', 3, 11, 'my ke****** is ' || event_id FROM flags",
+    )
+    .execute(pool)
+    .await
+    .expect("seed detections");
 }

@@ -16,13 +16,21 @@ async fn events_flow_from_the_broker_through_the_consumer_to_the_api() {
     let (_broker, bootstrap) = start_tansu(&topic, 3).await;
     let db = support::fresh_database().await;
     let api_port = free_port();
-    let token = "e2e-token-0123456789abcdef0123456789abcdef";
+    let metrics_port = free_port();
+    let password = "e2e-admin-password-0123";
     let _api = Process::start(
         "api",
         Command::new(binary("flagstream-api"))
             .env("DATABASE_URL", &db.url)
             .env("API_LISTEN", format!("127.0.0.1:{api_port}"))
-            .env("API_TOKEN", token),
+            .env("API_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
+            .env(
+                "JWT_SECRET_KEY",
+                "e2e-jwt-secret-0123456789abcdef0123456789",
+            )
+            .env("BOOTSTRAP_ADMIN_USERNAME", "admin")
+            .env("BOOTSTRAP_ADMIN_PASSWORD", password)
+            .env("ENCRYPTION_KEY", support::TEST_KEY),
     );
     let consumer = start_consumer(&db.url, &bootstrap, &topic, "flagstream-e2e", None);
 
@@ -61,6 +69,16 @@ async fn events_flow_from_the_broker_through_the_consumer_to_the_api() {
         .await
         .expect("GET flags");
     assert_eq!(denied.status(), 401);
+    let login: Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({ "username": "admin", "password": password }))
+        .send()
+        .await
+        .expect("POST login")
+        .json()
+        .await
+        .expect("login JSON");
+    let token = login["token"].as_str().expect("a token");
     let body: Value = http
         .get(format!("{base}/api/v1/flags?limit=100"))
         .bearer_auth(token)
@@ -90,6 +108,30 @@ async fn events_flow_from_the_broker_through_the_consumer_to_the_api() {
             );
         }
     }
+    // What the consumer sealed, the API opens, for a reason.
+    let revealed: Value = http
+        .post(format!("{base}/api/v1/flags/{}/reveal", flags[0]["id"]))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "reason": "e2e check" }))
+        .send()
+        .await
+        .expect("POST reveal")
+        .json()
+        .await
+        .expect("reveal JSON");
+    assert_eq!(revealed["content"]["prompt"], FLAGGABLE, "{revealed}");
+    let metrics = http
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .send()
+        .await
+        .expect("GET metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    assert!(
+        metrics.contains(r#"route="/api/v1/flags/{id}/reveal""#),
+        "{metrics}"
+    );
 
     // A graceful stop, then a restart: the group resumes where it committed.
     assert!(

@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use flagstream_consumer::batch::{self, Message, Storage};
-use flagstream_consumer::content::{Keyring, StoreContent};
+use flagstream_consumer::config::StoreContent;
 use flagstream_consumer::{sink, Config, Error};
+use flagstream_rules::content::Keyring;
 use flagstream_rules::{Pack, RuleSet};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -130,7 +131,7 @@ async fn stores_flaggable_events_dead_letters_malformed_ones_and_commits_after_s
             .await
             .unwrap();
     assert_eq!(mode, "encrypted");
-    let keys = Keyring::from_config(Some(&support::TEST_KEY.to_owned().into()), None)
+    let keys = Keyring::from_config(Some(support::TEST_KEY), None)
         .unwrap()
         .unwrap();
     let opened: serde_json::Value =

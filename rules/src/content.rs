@@ -1,4 +1,4 @@
-//! A flagged event's content at rest: sealed, redacted, or not stored at all.
+//! A flagged event's content at rest: sealed with a rotating keyring, or redacted.
 //!
 //! Sealed layout: `fs1` · key-id length (1 byte) · key id · 24-byte random nonce · ciphertext
 //! with its Poly1305 tag. The event id is the associated data, so a sealed blob moved to
@@ -9,32 +9,12 @@ use std::fmt;
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use clap::ValueEnum;
-use flagstream_rules::{Event, Field, Verdict};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Secret;
-use crate::Error;
+use crate::{Error, Event, Field, Verdict};
 
 const MAGIC: &[u8] = b"fs1";
 const NONCE_LEN: usize = 24;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StoreContent {
-    Encrypted,
-    Redacted,
-    None,
-}
-
-impl StoreContent {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StoreContent::Encrypted => "encrypted",
-            StoreContent::Redacted => "redacted",
-            StoreContent::None => "none",
-        }
-    }
-}
 
 /// The text of an event that rules look at, as stored (sealed or redacted) for triage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,20 +85,17 @@ impl fmt::Debug for Keyring {
 impl Keyring {
     /// From `ENCRYPTION_KEYS` (`id:base64,…`, first seals) or else `ENCRYPTION_KEY` (id
     /// `default`). None when neither is set.
-    pub fn from_config(
-        single: Option<&Secret>,
-        ring: Option<&Secret>,
-    ) -> Result<Option<Keyring>, Error> {
+    pub fn from_config(single: Option<&str>, ring: Option<&str>) -> Result<Option<Keyring>, Error> {
         let mut keys = Vec::new();
         if let Some(ring) = ring {
-            for entry in ring.expose().split(',').filter(|e| !e.trim().is_empty()) {
+            for entry in ring.split(',').filter(|e| !e.trim().is_empty()) {
                 let (id, key) = entry.split_once(':').ok_or_else(|| {
-                    Error::Config("ENCRYPTION_KEYS entries must be id:base64key".into())
+                    Error::Key("ENCRYPTION_KEYS entries must be id:base64key".into())
                 })?;
                 keys.push((id.trim().to_owned(), key.trim()));
             }
         } else if let Some(single) = single {
-            keys.push(("default".to_owned(), single.expose().trim()));
+            keys.push(("default".to_owned(), single.trim()));
         }
         if keys.is_empty() {
             return Ok(None);
@@ -126,7 +103,7 @@ impl Keyring {
         let mut ring = Keyring { keys: Vec::new() };
         for (id, key) in keys {
             if id.is_empty() || id.len() > 32 || !id.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(Error::Config(
+                return Err(Error::Key(
                     "an encryption key id must be 1 to 32 visible ASCII characters".into(),
                 ));
             }
@@ -136,12 +113,12 @@ impl Keyring {
                 .ok()
                 .filter(|b| b.len() == 32)
                 .ok_or_else(|| {
-                    Error::Config(format!(
+                    Error::Key(format!(
                         "encryption key `{id}` must be 32 bytes, base64-encoded"
                     ))
                 })?;
             let cipher = XChaCha20Poly1305::new_from_slice(&bytes)
-                .map_err(|_| Error::Config(format!("encryption key `{id}` is not usable")))?;
+                .map_err(|_| Error::Key(format!("encryption key `{id}` is not usable")))?;
             ring.keys.push((id, cipher));
         }
         Ok(Some(ring))
@@ -216,9 +193,7 @@ mod tests {
     }
 
     fn ring(spec: &str) -> Keyring {
-        Keyring::from_config(None, Some(&Secret::from(spec.to_owned())))
-            .unwrap()
-            .unwrap()
+        Keyring::from_config(None, Some(spec)).unwrap().unwrap()
     }
 
     #[test]
@@ -254,16 +229,14 @@ mod tests {
     #[test]
     fn bad_keys_are_refused_without_echoing_them() {
         for spec in ["k1:c2hvcnQ=", "nocolon", ":AAAA", "k1:not base64!!"] {
-            let e = Keyring::from_config(None, Some(&Secret::from(spec.to_owned()))).unwrap_err();
+            let e = Keyring::from_config(None, Some(spec)).unwrap_err();
             let text = e.to_string();
             assert!(
                 !text.contains("c2hvcnQ") && !text.contains("base64!!"),
                 "{text}"
             );
         }
-        let single = Keyring::from_config(Some(&Secret::from(key(3))), None)
-            .unwrap()
-            .unwrap();
+        let single = Keyring::from_config(Some(&key(3)), None).unwrap().unwrap();
         assert_eq!(
             single.open("e", &single.seal("e", b"p").unwrap()).unwrap(),
             b"p"

@@ -1,0 +1,110 @@
+//! The API's Prometheus metrics, recorded by one middleware and served on their own port.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<Labels, Counter>,
+    pub latency: Family<Labels, Histogram>,
+    pub login_failures: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let latency = Family::<Labels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        let mut m = Metrics {
+            registry: Registry::with_prefix("flagstream_api"),
+            requests: Family::default(),
+            latency,
+            login_failures: Counter::default(),
+        };
+        let r = &mut m.registry;
+        r.register(
+            "http_requests",
+            "Requests by route, method and status",
+            m.requests.clone(),
+        );
+        r.register(
+            "http_request_duration_seconds",
+            "Request latency by route",
+            m.latency.clone(),
+        );
+        r.register(
+            "login_failures",
+            "Failed or throttled logins",
+            m.login_failures.clone(),
+        );
+        m
+    }
+}
+
+impl Metrics {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Counts every request by its route template (never the raw path, so labels stay bounded).
+pub async fn track(metrics: Arc<Metrics>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    metrics
+        .latency
+        .get_or_create(&vec![("route", route.clone())])
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .requests
+        .get_or_create(&vec![
+            ("route", route),
+            ("method", method),
+            ("status", response.status().as_u16().to_string()),
+        ])
+        .inc();
+    response
+}
+
+/// The separate metrics listener's router.
+pub fn router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [(
+                            CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        metrics.render(),
+                    )
+                }
+            }),
+        )
+        .route("/health", get(|| async { "ok" }))
+}

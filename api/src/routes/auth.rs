@@ -1,0 +1,89 @@
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::audit::{self, Entry};
+use crate::auth::{verify_password, ClientIp, Principal, Role};
+use crate::extract::Body;
+use crate::state::AppState;
+use crate::Error;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    username: String,
+    password: String,
+}
+
+/// Every failure looks the same to the caller (401), whatever the reason; the audit log
+/// records which it was.
+pub async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Body(login): Body<Login>,
+) -> Result<Json<Value>, Error> {
+    let ip_text = ip.map(|ip| ip.to_string());
+    let failure = |reason: &'static str| Entry {
+        actor: &login.username,
+        action: "login",
+        target: None,
+        success: false,
+        ip,
+        details: json!({ "reason": reason }),
+    };
+    if let Err(e) = state.limiter.check(ip_text.as_deref(), &login.username) {
+        state.metrics.login_failures.inc();
+        audit::record(&state.pool, failure("throttled")).await?;
+        return Err(e);
+    }
+    let user: Option<(String, String, bool)> =
+        sqlx::query_as("SELECT password_hash, role, disabled FROM users WHERE username = $1")
+            .bind(&login.username)
+            .fetch_optional(&state.pool)
+            .await?;
+    let (hash, role, disabled) = match user {
+        Some((hash, role, disabled)) => (Some(hash), Role::parse(&role), disabled),
+        None => (None, None, false),
+    };
+    let known = hash.is_some();
+    let verified = verify_password(login.password.clone(), hash).await?;
+    let role = match (verified, disabled, role) {
+        (true, false, Some(role)) => role,
+        _ => {
+            state.limiter.failed(&login.username);
+            state.metrics.login_failures.inc();
+            let reason = match (known, verified) {
+                (false, _) => "unknown_user",
+                (true, false) => "wrong_password",
+                (true, true) => "disabled",
+            };
+            audit::record(&state.pool, failure(reason)).await?;
+            return Err(Error::Unauthorized);
+        }
+    };
+    state.limiter.succeeded(&login.username);
+    let (token, expires_at) = state.jwt.issue(&login.username, role)?;
+    audit::record(
+        &state.pool,
+        Entry {
+            actor: &login.username,
+            action: "login",
+            target: None,
+            success: true,
+            ip,
+            details: json!({}),
+        },
+    )
+    .await?;
+    Ok(Json(json!({
+        "token": token,
+        "token_type": "Bearer",
+        "expires_at": expires_at,
+        "role": role,
+    })))
+}
+
+pub async fn me(principal: Principal) -> Json<Principal> {
+    Json(principal)
+}

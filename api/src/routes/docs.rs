@@ -1,0 +1,138 @@
+//! The OpenAPI document, generated from the route table, and a documentation page that
+//! renders it without anything from the network.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+use super::endpoints;
+
+pub async fn openapi() -> Json<Value> {
+    Json(document())
+}
+
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for e in endpoints() {
+        let params: Vec<Value> = e
+            .path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .collect();
+        let mut responses = json!({
+            "200": { "description": "OK" },
+            "422": { "description": "Invalid input", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+        });
+        let mut op = json!({
+            "summary": e.summary,
+            "operationId": format!("{} {}", e.method, e.path),
+            "tags": [e.path.trim_start_matches("/api/v1/").split('/').next().unwrap_or("")],
+            "parameters": params,
+        });
+        match e.role {
+            Some(role) => {
+                op["security"] = json!([{ "bearer": [] }, { "apiKey": [] }]);
+                op["x-required-role"] = json!(role);
+                responses["401"] =
+                    json!({ "description": "Missing, invalid or expired credentials" });
+                responses["403"] =
+                    json!({ "description": format!("Needs the {} role", role.as_str()) });
+            }
+            None => op["security"] = json!([]),
+        }
+        op["responses"] = responses;
+        paths.entry(e.path).or_insert_with(|| json!({}))[e.method.to_ascii_lowercase()] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Flagstream API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Flagged LLM traffic for the security team. Roles: viewer < analyst < admin; each role can do all the ones before it can.",
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": { "type": "http", "scheme": "bearer", "description": "A JWT from /api/v1/auth/login, or an API key" },
+                "apiKey": { "type": "apiKey", "in": "header", "name": "X-API-Key" },
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "properties": { "error": { "type": "object", "properties": {
+                        "code": { "type": "string" }, "message": { "type": "string" }, "field": { "type": "string" } },
+                        "required": ["code", "message"] } },
+                },
+            },
+        },
+    })
+}
+
+/// The role × endpoint matrix, as Markdown (`flagstream-api routes`; the README has it).
+pub fn matrix() -> String {
+    let mut out =
+        String::from("| Method | Path | viewer | analyst | admin | |\n|---|---|---|---|---|---|\n");
+    for e in endpoints() {
+        let cell = |r| match e.role {
+            None => "open",
+            Some(min) if r >= min => "yes",
+            Some(_) => "—",
+        };
+        use crate::auth::Role::*;
+        out.push_str(&format!(
+            "| {} | `{}` | {} | {} | {} | {} |\n",
+            e.method,
+            e.path,
+            cell(Viewer),
+            cell(Analyst),
+            cell(Admin),
+            e.summary
+        ));
+    }
+    out
+}
+
+const PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Flagstream API</title>
+<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse;width:100%}
+td,th{border-bottom:1px solid #ddd;padding:.4em;text-align:left}code{font-size:13px}</style></head>
+<body><h1>Flagstream API</h1><p id="info"></p>
+<table><thead><tr><th>Method</th><th>Path</th><th>Role</th><th>Summary</th></tr></thead><tbody id="routes"></tbody></table>
+<p>Machine-readable: <a href="/api/v1/openapi.json">/api/v1/openapi.json</a></p>
+<script src="/api/v1/docs.js"></script></body></html>"#;
+
+const SCRIPT: &str = r#"fetch('/api/v1/openapi.json').then(r => r.json()).then(doc => {
+  document.getElementById('info').textContent = doc.info.description;
+  const body = document.getElementById('routes');
+  for (const [path, ops] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(ops)) {
+      const row = body.insertRow();
+      for (const text of [method.toUpperCase(), path, op['x-required-role'] || 'open', op.summary]) {
+        row.insertCell().textContent = text;
+      }
+    }
+  }
+});
+"#;
+
+pub async fn page() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'",
+            ),
+        ],
+        PAGE,
+    )
+}
+
+pub async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        SCRIPT,
+    )
+}

@@ -1,0 +1,402 @@
+//! Rule management. Every change is validated by compiling the rule with the engine the
+//! consumer runs, versioned (the `rules` table's trigger appends to `rule_versions` and
+//! sends `NOTIFY rules_changed`), and audited in the same transaction.
+
+use std::collections::BTreeSet;
+
+use axum::extract::State;
+use axum::Json;
+use flagstream_rules::{Event, Mode, Pack, Rule, RuleSet};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sqlx::{Postgres, Transaction};
+use time::OffsetDateTime;
+
+use crate::audit::{self, Entry};
+use crate::auth::{ClientIp, Principal};
+use crate::extract::{Body, Params, Path};
+use crate::state::AppState;
+use crate::Error;
+
+const MAX_TEST_EVENTS: usize = 100;
+
+/// Parses and compiles a rule definition; the error names what is wrong with it.
+fn validate(definition: Value) -> Result<Rule, Error> {
+    let rule: Rule = serde_json::from_value(definition)
+        .map_err(|e| Error::invalid("rule", format!("not a valid rule: {e}")))?;
+    let id_ok = !rule.id.is_empty()
+        && rule.id.len() <= 128
+        && rule
+            .id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !id_ok {
+        return Err(Error::invalid(
+            "id",
+            "a rule id is 1 to 128 characters of A-Z, a-z, 0-9, '.', '_' and '-'",
+        ));
+    }
+    // Disabled rules are compiled too, so enabling one later cannot fail.
+    let mut check = rule.clone();
+    check.enabled = true;
+    RuleSet::build(vec![check]).map_err(|e| Error::invalid("rule", e.to_string()))?;
+    Ok(rule)
+}
+
+fn to_value(rule: &Rule) -> Result<Value, Error> {
+    serde_json::to_value(rule).map_err(|e| Error::Internal(e.to_string()))
+}
+
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, Error> {
+    let rules: Vec<(Value, OffsetDateTime, Option<String>)> =
+        sqlx::query_as("SELECT definition, updated_at, updated_by FROM rules ORDER BY id")
+            .fetch_all(&state.pool)
+            .await?;
+    let rules: Vec<Value> = rules
+        .into_iter()
+        .map(|(d, at, by)| with_meta(d, at, by))
+        .collect();
+    Ok(Json(json!({ "rules": rules })))
+}
+
+fn with_meta(mut definition: Value, at: OffsetDateTime, by: Option<String>) -> Value {
+    definition["updated_at"] = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+        .into();
+    definition["updated_by"] = by.into();
+    definition
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Error> {
+    let row: Option<(Value, OffsetDateTime, Option<String>)> =
+        sqlx::query_as("SELECT definition, updated_at, updated_by FROM rules WHERE id = $1")
+            .bind(&id)
+            .fetch_optional(&state.pool)
+            .await?;
+    let (d, at, by) = row.ok_or(Error::NotFound)?;
+    Ok(Json(with_meta(d, at, by)))
+}
+
+/// The current definition, locked for the rest of the transaction.
+async fn current(tx: &mut Transaction<'_, Postgres>, id: &str) -> Result<Option<Rule>, Error> {
+    let row: Option<Value> =
+        sqlx::query_scalar("SELECT definition FROM rules WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    row.map(|d| serde_json::from_value(d).map_err(|e| Error::Internal(e.to_string())))
+        .transpose()
+}
+
+/// The highest version the rule ever had, deleted ones included, so versions never repeat.
+async fn last_version(tx: &mut Transaction<'_, Postgres>, id: &str) -> Result<u32, Error> {
+    let v: Option<i64> = sqlx::query_scalar(
+        "SELECT max((definition->>'version')::bigint) FROM rule_versions WHERE rule_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(u32::try_from(v.unwrap_or(0)).unwrap_or(u32::MAX))
+}
+
+async fn save(
+    mut tx: Transaction<'_, Postgres>,
+    principal: &Principal,
+    ip: Option<std::net::IpAddr>,
+    action: &str,
+    rule: &Rule,
+) -> Result<Json<Value>, Error> {
+    sqlx::query(
+        "INSERT INTO rules (id, definition, updated_at, updated_by) VALUES ($1, $2, now(), $3)
+         ON CONFLICT (id) DO UPDATE
+         SET definition = EXCLUDED.definition, updated_at = now(), updated_by = EXCLUDED.updated_by",
+    )
+    .bind(&rule.id)
+    .bind(to_value(rule)?)
+    .bind(&principal.name)
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut *tx,
+        Entry {
+            actor: &principal.name,
+            action,
+            target: Some(&rule.id),
+            success: true,
+            ip,
+            details: json!({ "version": rule.version }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(to_value(rule)?))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    ClientIp(ip): ClientIp,
+    Body(definition): Body<Value>,
+) -> Result<Json<Value>, Error> {
+    let mut rule = validate(definition)?;
+    let mut tx = state.pool.begin().await?;
+    if current(&mut tx, &rule.id).await?.is_some() {
+        return Err(Error::Conflict(format!(
+            "rule `{}` already exists",
+            rule.id
+        )));
+    }
+    rule.version = last_version(&mut tx, &rule.id).await? + 1;
+    save(tx, &principal, ip, "rule.create", &rule).await
+}
+
+pub async fn replace(
+    State(state): State<AppState>,
+    principal: Principal,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+    Body(definition): Body<Value>,
+) -> Result<Json<Value>, Error> {
+    let mut rule = validate(definition)?;
+    if rule.id != id {
+        return Err(Error::invalid("id", "the rule's id must match the path"));
+    }
+    let mut tx = state.pool.begin().await?;
+    let old = current(&mut tx, &id).await?.ok_or(Error::NotFound)?;
+    rule.version = old.version.max(last_version(&mut tx, &id).await?) + 1;
+    save(tx, &principal, ip, "rule.update", &rule).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Toggle {
+    enabled: Option<bool>,
+    mode: Option<Mode>,
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    principal: Principal,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+    Body(toggle): Body<Toggle>,
+) -> Result<Json<Value>, Error> {
+    let mut tx = state.pool.begin().await?;
+    let mut rule = current(&mut tx, &id).await?.ok_or(Error::NotFound)?;
+    if let Some(enabled) = toggle.enabled {
+        rule.enabled = enabled;
+    }
+    if let Some(mode) = toggle.mode {
+        rule.mode = mode;
+    }
+    rule.version = rule.version.max(last_version(&mut tx, &id).await?) + 1;
+    save(tx, &principal, ip, "rule.update", &rule).await
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    principal: Principal,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Error> {
+    let mut tx = state.pool.begin().await?;
+    // The trigger records who deleted it from the row's updated_by.
+    sqlx::query("UPDATE rules SET updated_by = $2 WHERE id = $1")
+        .bind(&id)
+        .bind(&principal.name)
+        .execute(&mut *tx)
+        .await?;
+    let deleted = sqlx::query("DELETE FROM rules WHERE id = $1")
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(Error::NotFound);
+    }
+    audit::record(
+        &mut *tx,
+        Entry {
+            actor: &principal.name,
+            action: "rule.delete",
+            target: Some(&id),
+            success: true,
+            ip,
+            details: json!({}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "deleted": id })))
+}
+
+pub async fn versions(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Error> {
+    let rows: Vec<(i64, OffsetDateTime, Option<String>, Option<Value>)> = sqlx::query_as(
+        "SELECT seq, changed_at, changed_by, definition FROM rule_versions
+         WHERE rule_id = $1 ORDER BY seq DESC",
+    )
+    .bind(&id)
+    .fetch_all(&state.pool)
+    .await?;
+    if rows.is_empty() {
+        return Err(Error::NotFound);
+    }
+    let versions: Vec<Value> = rows
+        .into_iter()
+        .map(|(seq, at, by, definition)| {
+            json!({
+                "seq": seq,
+                "changed_at": at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                "changed_by": by,
+                "deleted": definition.is_none(),
+                "version": definition.as_ref().and_then(|d| d.get("version")).cloned(),
+                "definition": definition,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "id": id, "versions": versions })))
+}
+
+async fn version(state: &AppState, id: &str, seq: i64) -> Result<Option<Value>, Error> {
+    let row: Option<Option<Value>> =
+        sqlx::query_scalar("SELECT definition FROM rule_versions WHERE rule_id = $1 AND seq = $2")
+            .bind(id)
+            .bind(seq)
+            .fetch_optional(&state.pool)
+            .await?;
+    row.ok_or_else(|| Error::invalid("seq", format!("rule `{id}` has no version {seq}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiffQuery {
+    from: i64,
+    to: i64,
+}
+
+/// Field-by-field differences between two versions (by `seq` from the versions list).
+pub async fn diff(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Params(q): Params<DiffQuery>,
+) -> Result<Json<Value>, Error> {
+    let from = version(&state, &id, q.from).await?.unwrap_or(Value::Null);
+    let to = version(&state, &id, q.to).await?.unwrap_or(Value::Null);
+    let keys: BTreeSet<&String> = [&from, &to]
+        .iter()
+        .filter_map(|v| v.as_object())
+        .flat_map(|o| o.keys())
+        .collect();
+    let changes: Vec<Value> = keys
+        .into_iter()
+        .filter(|k| from.get(k.as_str()) != to.get(k.as_str()))
+        .map(|k| json!({ "field": k, "from": from.get(k.as_str()), "to": to.get(k.as_str()) }))
+        .collect();
+    Ok(Json(
+        json!({ "id": id, "from": q.from, "to": q.to, "changes": changes }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Restore {
+    seq: i64,
+}
+
+/// Makes an old version current again, as a new version (history only grows).
+pub async fn restore(
+    State(state): State<AppState>,
+    principal: Principal,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+    Body(restore): Body<Restore>,
+) -> Result<Json<Value>, Error> {
+    let definition = version(&state, &id, restore.seq)
+        .await?
+        .ok_or_else(|| Error::invalid("seq", "that version is a deletion"))?;
+    let mut rule = validate(definition)?;
+    let mut tx = state.pool.begin().await?;
+    let current_version = current(&mut tx, &id).await?.map_or(0, |r| r.version);
+    rule.version = current_version.max(last_version(&mut tx, &id).await?) + 1;
+    save(tx, &principal, ip, "rule.restore", &rule).await
+}
+
+pub async fn templates() -> Result<Json<Value>, Error> {
+    let packs = Pack::names()
+        .map(|name| Pack::builtin(name).map_err(|e| Error::Internal(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(json!({ "packs": packs })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Test {
+    /// A draft rule; without it the active set from the database is used.
+    rule: Option<Value>,
+    events: Vec<Value>,
+    threshold: Option<u32>,
+}
+
+/// Evaluates sample events without storing anything.
+pub async fn test(
+    State(state): State<AppState>,
+    Body(test): Body<Test>,
+) -> Result<Json<Value>, Error> {
+    if test.events.is_empty() || test.events.len() > MAX_TEST_EVENTS {
+        return Err(Error::invalid(
+            "events",
+            format!("give 1 to {MAX_TEST_EVENTS} events"),
+        ));
+    }
+    let (rules, rejected) = match test.rule {
+        Some(definition) => {
+            let mut rule = validate(definition)?;
+            rule.enabled = true;
+            (vec![rule], Vec::new())
+        }
+        None => active(&state).await?,
+    };
+    let set = RuleSet::build(rules)
+        .map_err(|e| Error::invalid("rule", e.to_string()))?
+        .with_threshold(test.threshold.unwrap_or(1));
+    // Compiling and scanning are CPU work: off the async workers.
+    let verdicts = tokio::task::spawn_blocking(move || {
+        test.events
+            .iter()
+            .map(|event| {
+                let bytes = serde_json::to_vec(event).unwrap_or_default();
+                match Event::parse(&bytes, None) {
+                    Ok(event) => json!({ "event_id": event.id, "verdict": set.evaluate(&event) }),
+                    Err(e) => json!({ "error": { "code": e.code(), "message": e.to_string() } }),
+                }
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(Json(
+        json!({ "verdicts": verdicts, "rejected_rules": rejected }),
+    ))
+}
+
+/// The stored rules the consumer would run; ones that do not compile are reported.
+async fn active(state: &AppState) -> Result<(Vec<Rule>, Vec<Value>), Error> {
+    let rows: Vec<(String, Value)> = sqlx::query_as("SELECT id, definition FROM rules ORDER BY id")
+        .fetch_all(&state.pool)
+        .await?;
+    let mut rules = Vec::new();
+    let mut rejected = Vec::new();
+    for (id, definition) in rows {
+        match validate(definition) {
+            Ok(rule) => rules.push(rule),
+            Err(e) => rejected.push(json!({ "id": id, "error": e.to_string() })),
+        }
+    }
+    Ok((rules, rejected))
+}

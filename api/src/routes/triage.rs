@@ -1,0 +1,284 @@
+//! Working a flag: triage status, assignee and notes (with history), and the audited reveal
+//! of its content.
+
+use axum::extract::State;
+use axum::Json;
+use flagstream_rules::content::Content;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use super::filter::STATUSES;
+use crate::audit::{self, Entry};
+use crate::auth::{ClientIp, Principal};
+use crate::extract::{Body, Path};
+use crate::state::AppState;
+use crate::Error;
+
+const MAX_NOTE: usize = 4_000;
+const MAX_BULK: usize = 1_000;
+
+/// The triage workflow: new → triaged → true_positive | false_positive | resolved; a
+/// verdict can be resolved, and anything decided can be reopened to triaged.
+fn allowed(from: &str, to: &str) -> bool {
+    from == to
+        || matches!(
+            (from, to),
+            ("new", "triaged")
+                | ("triaged", "true_positive" | "false_positive" | "resolved")
+                | ("true_positive" | "false_positive", "resolved")
+                | ("true_positive" | "false_positive" | "resolved", "triaged")
+        )
+}
+
+fn check_status(status: &str) -> Result<(), Error> {
+    if STATUSES.contains(&status) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "status",
+            format!("`{status}` is not one of {}", STATUSES.join(", ")),
+        ))
+    }
+}
+
+fn check_note(note: &Option<String>) -> Result<(), Error> {
+    match note {
+        Some(n) if n.chars().count() > MAX_NOTE => Err(Error::invalid(
+            "note",
+            format!("a note is at most {MAX_NOTE} characters"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Update {
+    status: Option<String>,
+    /// A username; an empty string clears the assignee.
+    assignee: Option<String>,
+    note: Option<String>,
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<i64>,
+    Body(update): Body<Update>,
+) -> Result<Json<Value>, Error> {
+    if let Some(s) = &update.status {
+        check_status(s)?;
+    }
+    check_note(&update.note)?;
+    let mut tx = state.pool.begin().await?;
+    let current: Option<(String, Option<String>)> =
+        sqlx::query_as("SELECT status, assignee FROM flags WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let (from, assignee) = current.ok_or(Error::NotFound)?;
+    let to = update.status.clone().unwrap_or_else(|| from.clone());
+    if !allowed(&from, &to) {
+        return Err(Error::Conflict(format!(
+            "a flag cannot go from `{from}` to `{to}`"
+        )));
+    }
+    let assignee = match update.assignee {
+        Some(a) if a.is_empty() => None,
+        Some(a) => Some(a),
+        None => assignee,
+    };
+    sqlx::query("UPDATE flags SET status = $2, assignee = $3 WHERE id = $1")
+        .bind(id)
+        .bind(&to)
+        .bind(&assignee)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO flag_history (flag_id, actor, status_from, status_to, assignee, note)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(&principal.name)
+    .bind(&from)
+    .bind(&to)
+    .bind(&assignee)
+    .bind(&update.note)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Json(
+        json!({ "id": id, "status": to, "assignee": assignee }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bulk {
+    ids: Vec<i64>,
+    status: String,
+    note: Option<String>,
+}
+
+/// All allowed changes land in one transaction; the rest are reported, not applied.
+pub async fn bulk(
+    State(state): State<AppState>,
+    principal: Principal,
+    Body(bulk): Body<Bulk>,
+) -> Result<Json<Value>, Error> {
+    check_status(&bulk.status)?;
+    check_note(&bulk.note)?;
+    if bulk.ids.is_empty() || bulk.ids.len() > MAX_BULK {
+        return Err(Error::invalid(
+            "ids",
+            format!("give 1 to {MAX_BULK} flag ids"),
+        ));
+    }
+    let mut tx = state.pool.begin().await?;
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, status FROM flags WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(&bulk.ids)
+            .fetch_all(&mut *tx)
+            .await?;
+    let mut updated = Vec::new();
+    let mut from = Vec::new();
+    let mut skipped = Vec::new();
+    for (id, status) in &rows {
+        if allowed(status, &bulk.status) {
+            updated.push(*id);
+            from.push(status.clone());
+        } else {
+            skipped.push(json!({ "id": id, "reason": format!("cannot go from `{status}`") }));
+        }
+    }
+    for id in &bulk.ids {
+        if !rows.iter().any(|(r, _)| r == id) {
+            skipped.push(json!({ "id": id, "reason": "not found" }));
+        }
+    }
+    sqlx::query("UPDATE flags SET status = $2 WHERE id = ANY($1)")
+        .bind(&updated)
+        .bind(&bulk.status)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO flag_history (flag_id, actor, status_from, status_to, note)
+         SELECT id, $3, status_from, $4, $5 FROM UNNEST($1::bigint[], $2::text[]) AS u(id, status_from)",
+    )
+    .bind(&updated)
+    .bind(&from)
+    .bind(&principal.name)
+    .bind(&bulk.status)
+    .bind(&bulk.note)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "updated": updated, "skipped": skipped })))
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+pub struct Change {
+    #[serde(with = "time::serde::rfc3339")]
+    changed_at: OffsetDateTime,
+    actor: String,
+    status_from: String,
+    status_to: String,
+    assignee: Option<String>,
+    note: Option<String>,
+}
+
+pub async fn history(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, Error> {
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM flags WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&state.pool)
+        .await?;
+    exists.ok_or(Error::NotFound)?;
+    let changes: Vec<Change> = sqlx::query_as(
+        "SELECT changed_at, actor, status_from, status_to, assignee, note
+         FROM flag_history WHERE flag_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(json!({ "id": id, "history": changes })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reveal {
+    reason: String,
+}
+
+/// The decrypted content, for a stated reason. The audit row is written before the content
+/// leaves: no audit row, no content.
+pub async fn reveal(
+    State(state): State<AppState>,
+    principal: Principal,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<i64>,
+    Body(reveal): Body<Reveal>,
+) -> Result<Json<Value>, Error> {
+    let reason = reveal.reason.trim();
+    if !(3..=500).contains(&reason.chars().count()) {
+        return Err(Error::invalid(
+            "reason",
+            "a reason of 3 to 500 characters is required",
+        ));
+    }
+    let row: Option<(String, String, Option<Vec<u8>>)> =
+        sqlx::query_as("SELECT event_id, content_mode, content FROM flags WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&state.pool)
+            .await?;
+    let (event_id, mode, stored) = row.ok_or(Error::NotFound)?;
+    let opened: Result<Content, String> = match (mode.as_str(), stored) {
+        ("encrypted", Some(blob)) => match &state.keys {
+            None => Err("no content key is configured on the API".into()),
+            Some(keys) => keys
+                .open(&event_id, &blob)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())),
+        },
+        ("redacted", Some(json)) => serde_json::from_slice(&json).map_err(|e| e.to_string()),
+        _ => Err("no content is stored for this flag".into()),
+    };
+    let target = id.to_string();
+    audit::record(
+        &state.pool,
+        Entry {
+            actor: &principal.name,
+            action: "reveal",
+            target: Some(&target),
+            success: opened.is_ok(),
+            ip,
+            details: json!({ "reason": reason, "mode": mode,
+                             "error": opened.as_ref().err() }),
+        },
+    )
+    .await?;
+    let content = opened.map_err(Error::Conflict)?;
+    Ok(Json(json!({
+        "id": id, "event_id": event_id, "mode": mode, "content": content,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allowed;
+
+    #[test]
+    fn the_workflow() {
+        assert!(allowed("new", "triaged"));
+        assert!(allowed("triaged", "false_positive"));
+        assert!(allowed("true_positive", "resolved"));
+        assert!(allowed("resolved", "triaged"));
+        assert!(allowed("new", "new"));
+        assert!(!allowed("new", "true_positive"));
+        assert!(!allowed("resolved", "new"));
+        assert!(!allowed("triaged", "new"));
+    }
+}
