@@ -49,9 +49,9 @@ pub struct CreateUser {
 
 #[derive(Debug, Clone, Args)]
 pub struct Config {
-    /// PostgreSQL connection URL.
+    /// PostgreSQL connection URL (required to serve or manage users).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Secret,
+    pub database_url: Option<Secret>,
 
     /// Address to serve HTTP on.
     #[arg(long, env = "API_LISTEN", default_value = "127.0.0.1:8000")]

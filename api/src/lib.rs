@@ -29,10 +29,14 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// Connects lazily, so the API can start and report "not ready" while the database is down,
 /// and migrates when asked.
 pub async fn connect(config: &Config) -> Result<PgPool, Error> {
+    let url = config
+        .database_url
+        .as_ref()
+        .ok_or_else(|| Error::Config("DATABASE_URL is required".into()))?;
     let pool = PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy(config.database_url.expose())?;
+        .connect_lazy(url.expose())?;
     if config.migrate_on_start {
         MIGRATOR.run(&pool).await?;
     }
