@@ -1,9 +1,10 @@
 use axum::http::StatusCode;
+use clap::Parser as _;
 use flagstream_api::auth::Role;
 use flagstream_api::users;
 use serde_json::json;
 
-use crate::{database, Api};
+use crate::{config, database, database_with_url, Api};
 
 async fn audit_rows(api: &Api, action: &str) -> Vec<(String, bool, serde_json::Value)> {
     sqlx::query_as("SELECT actor, success, details FROM audit_log WHERE action = $1 ORDER BY id")
@@ -149,34 +150,20 @@ async fn users_are_managed_by_admins_and_bootstrap_runs_once() {
     assert_eq!(s, StatusCode::OK, "{body}");
     let admin = body["token"].as_str().unwrap().to_owned();
 
-    let (s, body) = api
-        .call(
-            "POST",
-            "/api/v1/admin/users",
-            Some(&admin),
-            Some(json!({"username": "bob", "password": "short", "role": "viewer"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(body["error"]["field"], "password");
-    let (s, _) = api
-        .call(
-            "POST",
-            "/api/v1/admin/users",
-            Some(&admin),
-            Some(json!({"username": "bob", "password": "a long enough one", "role": "viewer"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
-    let (s, _) = api
-        .call(
-            "POST",
-            "/api/v1/admin/users",
-            Some(&admin),
-            Some(json!({"username": "bob", "password": "a long enough one", "role": "viewer"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CONFLICT);
+    for (password, expected) in [
+        ("short", StatusCode::UNPROCESSABLE_ENTITY),
+        ("a long enough one", StatusCode::OK),
+        ("a long enough one", StatusCode::CONFLICT),
+    ] {
+        let user = json!({"username": "bob", "password": password, "role": "viewer"});
+        let (s, body) = api
+            .call("POST", "/api/v1/admin/users", Some(&admin), Some(user))
+            .await;
+        assert_eq!(s, expected, "{body}");
+        if s == StatusCode::UNPROCESSABLE_ENTITY {
+            assert_eq!(body["error"]["field"], "password");
+        }
+    }
     let (s, body) = api
         .call(
             "PATCH",
@@ -262,4 +249,85 @@ async fn users_are_managed_by_admins_and_bootstrap_runs_once() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(audit["entries"][0]["target"], "bob");
     assert_eq!(audit["entries"][0]["actor"], "root");
+}
+
+#[tokio::test]
+async fn the_cli_creates_the_first_admin_from_stdin() {
+    use std::io::Write as _;
+    let (pool, url) = database_with_url(true).await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_flagstream-api"))
+        .args(["user", "create", "--username", "carol", "--role", "admin"])
+        .env("DATABASE_URL", &url)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"carols long password\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("carols long password"));
+    let api = Api::with_pool(pool, &[]);
+    let (s, body) = api
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "carol", "password": "carols long password"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["role"], "admin");
+}
+
+const ED25519_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIK3l4isB5HL3P8tZWEkH2ANadgNjoPU7lys49cbzGMxt
+-----END PRIVATE KEY-----
+";
+const ED25519_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAgH8ODGJHVyfnr/hl/pBKEcpXIzCcHXq9MSx7ImsD7TY=
+-----END PUBLIC KEY-----
+";
+
+#[tokio::test]
+async fn asymmetric_tokens_and_no_algorithm_confusion() {
+    let dir = std::env::temp_dir().join(format!("fs-jwt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (private, public) = (dir.join("jwt.pem"), dir.join("jwt.pub"));
+    std::fs::write(&private, ED25519_PRIVATE).unwrap();
+    std::fs::write(&public, ED25519_PUBLIC).unwrap();
+    let args = [
+        "--jwt-private-key-file",
+        private.to_str().unwrap(),
+        "--jwt-public-key-file",
+        public.to_str().unwrap(),
+    ];
+    let jwt = flagstream_api::auth::Jwt::from_config(&config(&args)).unwrap();
+    let (token, _) = jwt.issue("admin", Role::Admin).unwrap();
+    assert_eq!(
+        jsonwebtoken::decode_header(&token).unwrap().alg,
+        jsonwebtoken::Algorithm::EdDSA
+    );
+    assert_eq!(jwt.verify(&token).unwrap().sub, "admin");
+    // HS256 keyed with the public key, the classic confusion attack, and HS256 with the
+    // configured shared secret (ignored when keys are set): both refused.
+    let claims = jwt.verify(&token).unwrap();
+    for secret in [ED25519_PUBLIC.as_bytes(), crate::JWT_SECRET.as_bytes()] {
+        let forged = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret),
+        )
+        .unwrap();
+        assert!(jwt.verify(&forged).is_none());
+    }
+    // Short secrets and half a key pair are start-up errors.
+    let short = flagstream_api::Cli::try_parse_from(["x", "--jwt-secret-key", "short"]).unwrap();
+    assert!(flagstream_api::auth::Jwt::from_config(&short.config).is_err());
+    let half = config(&args[..2]);
+    assert!(flagstream_api::auth::Jwt::from_config(&half).is_err());
 }

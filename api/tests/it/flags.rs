@@ -2,10 +2,9 @@ use std::collections::HashMap;
 
 use axum::http::StatusCode;
 use flagstream_api::auth::Role;
-use http_body_util::BodyExt;
 use serde_json::Value;
 
-use crate::{seed_flags, Api};
+use crate::{seed_flags, text, Api};
 
 async fn count(api: &Api, query: &str) -> usize {
     let (status, body) = api
@@ -183,23 +182,14 @@ async fn export_streams_every_match_without_content() {
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "application/x-ndjson");
-    let text = String::from_utf8(
-        response
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-    .unwrap();
-    let rows: Vec<Value> = text
+    let body = text(response).await;
+    let rows: Vec<Value> = body
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(rows.len(), 1_250, "pages of 1000 are stitched together");
     assert!(rows.iter().all(|r| r["severity"] == "critical"));
-    assert!(!text.contains("secret prompt"));
+    assert!(!body.contains("secret prompt"));
 
     let response = api
         .send(get(
@@ -210,18 +200,9 @@ async fn export_streams_every_match_without_content() {
         response.headers()["content-type"],
         "text/csv; charset=utf-8"
     );
-    let text = String::from_utf8(
-        response
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-    .unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 3, "header and two flags: {text}");
+    let body = text(response).await;
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines.len(), 3, "header and two flags: {body}");
     assert!(lines[0].starts_with("id,event_id,event_time"));
     assert!(
         lines[2].contains(",\"'=cmd|calc\","),

@@ -32,6 +32,10 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A fresh database on the cluster `scripts/test` starts; migrated when asked.
 pub async fn database(migrated: bool) -> PgPool {
+    database_with_url(migrated).await.0
+}
+
+pub async fn database_with_url(migrated: bool) -> (PgPool, String) {
     let admin = std::env::var("FLAGSTREAM_TEST_DATABASE_URL").expect(
         "FLAGSTREAM_TEST_DATABASE_URL is not set: run the suite with scripts/test, which starts PostgreSQL",
     );
@@ -48,13 +52,12 @@ pub async fn database(migrated: bool) -> PgPool {
         .await
         .expect("create test database");
     let (base, _) = admin.rsplit_once('/').expect("database URL has a path");
-    let pool = PgPool::connect(&format!("{base}/{name}"))
-        .await
-        .expect("connect");
+    let url = format!("{base}/{name}");
+    let pool = PgPool::connect(&url).await.expect("connect");
     if migrated {
         MIGRATOR.run(&pool).await.expect("migrate");
     }
-    pool
+    (pool, url)
 }
 
 /// Config as the binary would parse it, plus `extra` flags.
@@ -158,6 +161,12 @@ impl Api {
     ) -> (StatusCode, Value) {
         self.call(method, uri, Some(&self.token(role)), body).await
     }
+}
+
+/// A response body as text.
+pub async fn text(response: Response) -> String {
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
 }
 
 /// Inserts `n` flags, one a minute from 2026-11-22T00:00Z, each with one detection; odd
