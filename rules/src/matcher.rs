@@ -91,7 +91,7 @@ fn invalid(c: &Compiled, reason: String) -> Error {
 impl Matchers {
     pub fn build(rules: &[Compiled]) -> Result<Matchers, Error> {
         let mut m = Matchers::default();
-        let mut literals: Vec<&str> = Vec::new();
+        let mut literals: Vec<String> = Vec::new();
         let mut regex_sources: Vec<String> = Vec::new();
         let (secrets, injection) = (&*SECRETS, &*INJECTION);
         let mut secret_rules = vec![Vec::new(); secrets.ids().count()];
@@ -119,11 +119,22 @@ impl Matchers {
                                 ),
                             ));
                         }
-                        if !case_sensitive && !k.is_ascii() {
+                        // A non-ASCII keyword joins the automaton as its few case spellings
+                        // (the automaton folds ASCII itself); only one whose characters
+                        // change length under case mapping, like `ß`, runs as a regex —
+                        // which costs a full pass over every text.
+                        let spellings = if *case_sensitive || k.is_ascii() {
+                            Some(vec![k.clone()])
+                        } else {
+                            case_spellings(k)
+                        };
+                        let Some(spellings) = spellings else {
                             let source = format!("(?i){}", regex::escape(k));
                             m.add_regex(c, index, source, *whole_word, &mut regex_sources)?;
-                        } else {
-                            literals.push(k);
+                            continue;
+                        };
+                        for spelling in spellings {
+                            literals.push(spelling);
                             m.keyword_meta.push(Keyword {
                                 rule: index,
                                 exact: case_sensitive.then(|| k.clone()),
@@ -343,6 +354,44 @@ fn is_word_char(c: char) -> bool {
 
 /// True when the match is not glued to a word character on either side. Matches always
 /// start and end on char boundaries, so slicing here cannot panic.
+/// Most spellings a non-ASCII keyword may expand to before it is left to a regex.
+const MAX_SPELLINGS: usize = 16;
+
+/// The spellings of `keyword` under simple (one-to-one) case mapping of its non-ASCII
+/// characters; None when a mapping changes the length or there are too many spellings.
+fn case_spellings(keyword: &str) -> Option<Vec<String>> {
+    let mut spellings = vec![String::new()];
+    for ch in keyword.chars() {
+        let mut forms = vec![ch];
+        if !ch.is_ascii() {
+            for mapped in [
+                ch.to_lowercase().collect::<Vec<_>>(),
+                ch.to_uppercase().collect(),
+            ] {
+                match mapped[..] {
+                    [one] if !forms.contains(&one) => forms.push(one),
+                    [_] => {}
+                    _ => return None,
+                }
+            }
+        }
+        if spellings.len() * forms.len() > MAX_SPELLINGS {
+            return None;
+        }
+        spellings = spellings
+            .iter()
+            .flat_map(|s| {
+                forms.iter().map(move |f| {
+                    let mut s = s.clone();
+                    s.push(*f);
+                    s
+                })
+            })
+            .collect();
+    }
+    Some(spellings)
+}
+
 pub(crate) fn is_whole_word(text: &str, start: usize, end: usize) -> bool {
     let before = text[..start]
         .chars()

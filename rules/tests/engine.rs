@@ -86,6 +86,24 @@ fn each_rule_kind_matches_what_it_should_and_nothing_else() {
             hit: true,
         },
         Case {
+            name: "keyword Unicode caseless, mixed case",
+            kind: json!({"kind": "keyword", "keywords": ["CONTRASEÑA"]}),
+            event: prompt("Tu Contraseña: hunter2"),
+            hit: true,
+        },
+        Case {
+            name: "keyword Unicode whole word",
+            kind: json!({"kind": "keyword", "keywords": ["contraseña"]}),
+            event: prompt("las contraseñas"),
+            hit: false,
+        },
+        Case {
+            name: "keyword whose case mapping changes length",
+            kind: json!({"kind": "keyword", "keywords": ["straße"]}),
+            event: prompt("in der STRASSE oder Straße"),
+            hit: true,
+        },
+        Case {
             name: "regex",
             kind: json!({"kind": "regex", "pattern": r"project\s+(?:falcon|osprey)"}),
             event: prompt("Project  Falcon launch"),
