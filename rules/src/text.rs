@@ -179,32 +179,100 @@ pub(crate) fn decoded_runs(
 ) -> Vec<(Encoding, usize, usize, String)> {
     let mut out = Vec::new();
     let bytes = text.as_bytes();
-    let in_run = |b: u8| is_b64(b) || matches!(b, b'%' | b'=' | b'.');
-    // Only runs of at least PROBE bytes can decode to anything, and every such run covers one
-    // of the probed positions PROBE apart: ordinary prose is skipped 9 bytes at a time.
+    let in_run = |b: u8| RUN_BYTE[usize::from(b)];
+    // A run decodes to something only if it is MIN_BASE64 bytes or longer, or holds percent
+    // escapes (and then at least PROBE bytes). Prose has neither words that long nor many
+    // '%', so candidates come from a word-at-a-time scan for long runs and a memchr for '%',
+    // and ordinary text is never walked byte by byte.
     const PROBE: usize = 3 * MIN_PERCENT_ESCAPES;
-    let (mut probe, mut floor) = (PROBE - 1, 0);
-    while probe < bytes.len() && *budget > 0 {
-        if !in_run(bytes[probe]) {
-            probe += PROBE;
+    let mut long = Vec::new();
+    long_runs(bytes, MIN_BASE64, &mut long);
+    let mut percent = memchr::memchr_iter(b'%', bytes).peekable();
+    let mut long = long.into_iter().peekable();
+    let mut floor = 0;
+    while *budget > 0 {
+        // The two candidate streams, merged in text order, so the budget is spent in order.
+        let pos = match (long.peek(), percent.peek()) {
+            (Some(&l), Some(&p)) if l <= p => long.next(),
+            (Some(_), Some(_)) | (None, Some(_)) => percent.next(),
+            (Some(_), None) => long.next(),
+            (None, None) => None,
+        };
+        let Some(pos) = pos else { break };
+        if pos < floor {
             continue;
         }
-        let mut start = probe;
+        let mut start = pos;
         while start > floor && in_run(bytes[start - 1]) {
             start -= 1;
         }
-        let mut end = probe + 1;
+        let mut end = pos + 1;
         while end < bytes.len() && in_run(bytes[end]) {
             end += 1;
         }
         floor = end;
-        probe = end + PROBE;
         if end - start >= PROBE {
             // Run bytes are ASCII, so both ends are char boundaries.
             decode_run(&text[start..end], start, budget, &mut out);
         }
     }
     out
+}
+
+/// Bytes an encoded run is made of: the base64 (standard and URL-safe) and hex alphabets,
+/// padding, percent escapes, and '.' (JWT-like segments).
+const RUN_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(c, b'+' | b'/' | b'-' | b'_' | b'%' | b'=' | b'.');
+        b += 1;
+    }
+    table
+};
+
+/// Pushes one position inside every run of at least `min` run bytes, in text order (a run
+/// may be reported more than once). Works on 64-byte blocks as bit masks.
+fn long_runs(bytes: &[u8], min: usize, out: &mut Vec<usize>) {
+    debug_assert!((2..=64).contains(&min));
+    // Length of the run that ends where the previous block ends.
+    let mut carry = 0usize;
+    for (index, block) in bytes.chunks(64).enumerate() {
+        let base = index * 64;
+        let mut mask = 0u64;
+        for (i, &b) in block.iter().enumerate() {
+            mask |= u64::from(RUN_BYTE[usize::from(b)]) << i;
+        }
+        let lead = mask.trailing_ones() as usize;
+        if carry > 0 && carry + lead >= min {
+            out.push(base - carry);
+        }
+        // Bit i of `starts` is set when bytes i..i + min are all run bytes.
+        let (mut starts, mut width) = (mask, 1);
+        while width < min {
+            let step = width.min(min - width);
+            starts &= starts >> step;
+            width += step;
+        }
+        while starts != 0 {
+            let at = starts.trailing_zeros() as usize;
+            out.push(base + at);
+            // Skip the rest of this run.
+            let run_end = at + (mask >> at).trailing_ones() as usize;
+            starts = if run_end >= 64 {
+                0
+            } else {
+                starts & (u64::MAX << run_end)
+            };
+        }
+        carry = if mask == u64::MAX {
+            carry + 64
+        } else {
+            mask.leading_ones() as usize
+        };
+    }
 }
 
 fn decode_run(
@@ -242,10 +310,6 @@ fn decode_run(
             out.push((encoding, at + s, at + e, decoded));
         }
     }
-}
-
-fn is_b64(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_')
 }
 
 /// Long plain words and paths are not base64: require a digit or both cases.
@@ -330,6 +394,35 @@ fn percent_decode(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_runs_are_found_across_block_boundaries() {
+        // (start, length) of runs of 'a' in a text of spaces; the runs of 19 are too short.
+        for runs in [
+            vec![(0, 20)],
+            vec![(50, 25)],
+            vec![(44, 20), (100, 19)],
+            vec![(60, 200), (300, 64)],
+            vec![(63, 19), (127, 20)],
+            vec![(1, 19), (21, 19), (41, 19)],
+        ] {
+            let mut text = vec![b' '; 400];
+            for &(s, n) in &runs {
+                text[s..s + n].fill(b'a');
+            }
+            let mut found = Vec::new();
+            long_runs(&text, MIN_BASE64, &mut found);
+            for &(s, n) in &runs {
+                let hit = found.iter().any(|&p| (s..s + n).contains(&p));
+                assert_eq!(
+                    hit,
+                    n >= MIN_BASE64,
+                    "run at {s} of {n} in {runs:?}: {found:?}"
+                );
+            }
+            assert!(found.iter().all(|&p| text[p] == b'a'), "{found:?}");
+        }
+    }
 
     #[test]
     fn smuggled_characters_are_stripped_reported_and_mapped_back() {
