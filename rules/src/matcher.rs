@@ -3,7 +3,7 @@
 
 use std::sync::LazyLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 use crate::detector::injection::InjectionScanner;
@@ -56,8 +56,11 @@ struct Pattern {
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Matchers {
+    /// Keyword literals, followed by the injection anchors when the set has both: one
+    /// automaton pass then serves the two, which is most of the cost on clean prose.
     keywords: Option<AhoCorasick>,
     keyword_meta: Vec<Keyword>,
+    anchors_in_keywords: bool,
     regex_set: Option<RegexSet>,
     patterns: Vec<Pattern>,
     /// Rules interested in each secret format / injection family / PII kind.
@@ -203,14 +206,24 @@ impl Matchers {
                 _ => {}
             }
         }
+        let with_anchors = !literals.is_empty() && injection_rules.iter().any(|r| !r.is_empty());
         if !literals.is_empty() {
+            let mut builder = AhoCorasickBuilder::new();
+            let mut needles: Vec<&[u8]> = literals.iter().map(|l| l.as_bytes()).collect();
+            if with_anchors {
+                // Hundreds of short caseless needles: a DFA visits each byte once (see
+                // the injection scanner).
+                builder.kind(Some(AhoCorasickKind::DFA));
+                needles.extend(injection.needles().iter().map(Vec::as_slice));
+            }
             m.keywords = Some(
-                AhoCorasickBuilder::new()
+                builder
                     .match_kind(MatchKind::Standard)
                     .ascii_case_insensitive(true)
-                    .build(&literals)
+                    .build(&needles)
                     .map_err(|e| Error::InvalidPack(format!("keyword automaton: {e}")))?,
             );
+            m.anchors_in_keywords = with_anchors;
         }
         if !regex_sources.is_empty() {
             m.regex_set = Some(
@@ -278,12 +291,26 @@ impl Matchers {
                 && !set.rules[rule].exceptions.allows(&text[s..e])
                 && !set.global_exceptions.allows(&text[s..e])
         };
-        // `is_match` runs the automaton's prefilter; the overlapping search, which has to
-        // step every byte, runs only on the rare text that holds a keyword at all.
-        if let Some(ac) = self.keywords.as_ref().filter(|ac| ac.is_match(text)) {
+        // Alone, the keyword automaton runs its prefilter (`is_match`) first and the
+        // overlapping search, which steps every byte, only on the rare text that holds a
+        // keyword. With the injection anchors folded in, one overlapping pass collects both;
+        // anchors are kept non-overlapping, as the scanner's own search would report them.
+        let mut anchors = Vec::new();
+        let keywords = self
+            .keywords
+            .as_ref()
+            .filter(|ac| self.anchors_in_keywords || ac.is_match(text));
+        if let Some(ac) = keywords {
+            let mut next_anchor = 0;
             for m in ac.find_overlapping_iter(text) {
-                let k = &self.keyword_meta[m.pattern().as_usize()];
                 let (s, e) = (m.start(), m.end());
+                let Some(k) = self.keyword_meta.get(m.pattern().as_usize()) else {
+                    if s >= next_anchor {
+                        next_anchor = e;
+                        anchors.push((m.pattern().as_usize() - self.keyword_meta.len(), s, e));
+                    }
+                    continue;
+                };
                 if k.exact.as_deref().is_some_and(|x| x != &text[s..e])
                     || (k.whole_word && !is_whole_word(text, s, e))
                 {
@@ -321,7 +348,11 @@ impl Matchers {
             spans.clear();
         }
         if let Some((scanner, rules)) = &self.injection {
-            scanner.scan(text, &mut spans);
+            if self.anchors_in_keywords {
+                scanner.scan_anchors(text, anchors, &mut spans);
+            } else {
+                scanner.scan(text, &mut spans);
+            }
             for &(f, s, e) in &spans {
                 for &rule in &rules[usize::from(f)] {
                     if keep(rule, s, e) {

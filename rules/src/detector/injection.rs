@@ -421,6 +421,8 @@ struct Token {
 pub struct InjectionScanner {
     ids: Vec<&'static str>,
     gate: Option<AhoCorasick>,
+    /// The gate's patterns, so a rule set can fold them into its own keyword automaton.
+    needles: Vec<Vec<u8>>,
     anchor_kinds: Vec<AnchorKind>,
     patterns: Vec<Pattern>,
     filler: Vec<&'static [u8]>,
@@ -537,6 +539,7 @@ impl InjectionScanner {
         InjectionScanner {
             ids: FAMILIES.iter().map(|(id, _)| *id).collect(),
             gate,
+            needles,
             anchor_kinds,
             patterns,
             filler,
@@ -785,17 +788,36 @@ impl InjectionScanner {
 
     /// Appends (family index, start, end): byte span of each matched phrase in `text`,
     /// on char boundaries, in bounds, non-overlapping within a family.
+    /// The anchor words (ASCII case-insensitive), indexed as `scan_anchors` expects, so a
+    /// rule set can find them in the same automaton pass as its keywords.
+    pub fn needles(&self) -> &[Vec<u8>] {
+        &self.needles
+    }
+
     pub fn scan(&self, text: &str, out: &mut Vec<(u16, usize, usize)>) {
         let Some(gate) = &self.gate else {
             return;
         };
+        let anchors = gate
+            .find_iter(text.as_bytes())
+            .map(|m| (m.pattern().as_usize(), m.start(), m.end()));
+        self.scan_anchors(text, anchors, out);
+    }
+
+    /// Scans the windows around `anchors`: (needle index, start, end), non-overlapping, in
+    /// text order.
+    pub fn scan_anchors(
+        &self,
+        text: &str,
+        anchors: impl IntoIterator<Item = (usize, usize, usize)>,
+        out: &mut Vec<(u16, usize, usize)>,
+    ) {
         let bytes = text.as_bytes();
         let base = out.len();
         let mut buf = Buffers::default();
         let mut region: Option<(usize, usize)> = None;
-        for m in gate.find_iter(bytes) {
-            let (s, e) = (m.start(), m.end());
-            match self.anchor_kinds[m.pattern().as_usize()] {
+        for (needle, s, e) in anchors {
+            match self.anchor_kinds[needle] {
                 AnchorKind::Role(i) => {
                     if let Some(end) = role_marker(bytes, s, e, i) {
                         out.push((ROLE_FAMILY, s, end));
