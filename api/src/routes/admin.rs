@@ -1,21 +1,17 @@
 //! Users and API keys, for admins. Every change is audited.
 
+use ::time::OffsetDateTime;
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
+use super::time;
 use crate::audit::{self, Entry};
 use crate::auth::{hash_password, new_key, ClientIp, Principal, Role};
 use crate::extract::{Body, Path};
 use crate::state::AppState;
 use crate::{users, Error};
-
-fn rfc3339(t: Option<OffsetDateTime>) -> Value {
-    t.and_then(|t| t.format(&Rfc3339).ok()).into()
-}
 
 async fn audited(
     state: &AppState,
@@ -48,7 +44,7 @@ pub async fn list_users(State(state): State<AppState>) -> Result<Json<Value>, Er
         .into_iter()
         .map(|(username, role, disabled, created)| {
             json!({ "username": username, "role": role, "disabled": disabled,
-                    "created_at": rfc3339(Some(created)) })
+                    "created_at": time::json(Some(created)) })
         })
         .collect();
     Ok(Json(json!({ "users": users })))
@@ -155,8 +151,8 @@ pub async fn list_keys(State(state): State<AppState>) -> Result<Json<Value>, Err
         .into_iter()
         .map(|(id, name, prefix, role, by, created, expires, revoked)| {
             json!({ "id": id, "name": name, "prefix": prefix, "role": role,
-                    "created_by": by, "created_at": rfc3339(Some(created)),
-                    "expires_at": rfc3339(expires), "revoked_at": rfc3339(revoked) })
+                    "created_by": by, "created_at": time::json(Some(created)),
+                    "expires_at": time::json(expires), "revoked_at": time::json(revoked) })
         })
         .collect();
     Ok(Json(json!({ "api_keys": keys })))
@@ -181,14 +177,7 @@ pub async fn create_key(
     if new.name.trim().is_empty() || new.name.len() > 128 {
         return Err(Error::invalid("name", "a key name is 1 to 128 characters"));
     }
-    let expires = new
-        .expires_at
-        .as_deref()
-        .map(|s| {
-            OffsetDateTime::parse(s, &Rfc3339)
-                .map_err(|_| Error::invalid("expires_at", "`expires_at` must be an RFC 3339 time"))
-        })
-        .transpose()?;
+    let expires = time::parse("expires_at", new.expires_at.as_deref())?;
     if expires.is_some_and(|e| e <= OffsetDateTime::now_utc()) {
         return Err(Error::invalid("expires_at", "`expires_at` is in the past"));
     }
@@ -216,7 +205,7 @@ pub async fn create_key(
     .await?;
     Ok(Json(json!({
         "id": id, "name": new.name, "prefix": key.prefix, "role": new.role,
-        "expires_at": rfc3339(expires), "key": key.key,
+        "expires_at": time::json(expires), "key": key.key,
     })))
 }
 

@@ -7,7 +7,6 @@ use std::net::IpAddr;
 use base64::Engine as _;
 use serde::Deserialize;
 use sqlx::{Postgres, QueryBuilder};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::Error;
@@ -115,15 +114,6 @@ pub struct Filter {
 
 impl Filter {
     pub fn parse(q: &FlagQuery) -> Result<Filter, Error> {
-        let time = |field: &'static str, v: &Option<String>| {
-            v.as_deref()
-                .map(|s| {
-                    OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
-                        Error::invalid(field, format!("`{field}` must be an RFC 3339 time"))
-                    })
-                })
-                .transpose()
-        };
         let text = |field: &'static str, v: &Option<String>| match v.as_deref() {
             Some(s) if s.is_empty() || s.len() > MAX_TEXT => Err(Error::invalid(
                 field,
@@ -151,8 +141,8 @@ impl Filter {
         }
         let src_ip = q.src_ip.as_deref().map(parse_network).transpose()?;
         Ok(Filter {
-            from: time("from", &q.from)?,
-            to: time("to", &q.to)?,
+            from: super::time::parse("from", q.from.as_deref())?,
+            to: super::time::parse("to", q.to.as_deref())?,
             min_score: q.min_score,
             severities: list("severity", &q.severity, &SEVERITIES)?,
             statuses: list("status", &q.status, &STATUSES)?,

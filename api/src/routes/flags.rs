@@ -210,10 +210,7 @@ fn csv_row(out: &mut String, f: &Flag) {
         .flatten()
         .filter_map(|d| d["rule_id"].as_str())
         .collect();
-    let time = f
-        .event_time
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let time = super::time::format(f.event_time);
     let fields = [
         f.id.to_string(),
         f.event_id.clone(),

@@ -11,6 +11,7 @@ mod flags;
 mod health;
 mod rules;
 mod stats;
+mod time;
 mod triage;
 
 use std::sync::Arc;

@@ -60,10 +60,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, Error> {
 }
 
 fn with_meta(mut definition: Value, at: OffsetDateTime, by: Option<String>) -> Value {
-    definition["updated_at"] = at
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-        .into();
+    definition["updated_at"] = super::time::format(at).into();
     definition["updated_by"] = by.into();
     definition
 }
@@ -252,7 +249,7 @@ pub async fn versions(
         .map(|(seq, at, by, definition)| {
             json!({
                 "seq": seq,
-                "changed_at": at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                "changed_at": super::time::format(at),
                 "changed_by": by,
                 "deleted": definition.is_none(),
                 "version": definition.as_ref().and_then(|d| d.get("version")).cloned(),

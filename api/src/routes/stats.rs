@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
+use ::time::{Duration, OffsetDateTime};
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
-use time::{Duration, OffsetDateTime};
 
+use super::time;
 use crate::extract::Params;
 use crate::state::AppState;
 use crate::Error;
@@ -30,17 +30,8 @@ pub struct Window {
 
 impl Window {
     fn range(&self) -> Result<(OffsetDateTime, OffsetDateTime), Error> {
-        let parse = |field: &'static str, v: &Option<String>| {
-            v.as_deref()
-                .map(|s| {
-                    OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
-                        Error::invalid(field, format!("`{field}` must be an RFC 3339 time"))
-                    })
-                })
-                .transpose()
-        };
-        let to = parse("to", &self.to)?.unwrap_or_else(OffsetDateTime::now_utc);
-        let from = parse("from", &self.from)?.unwrap_or(to - Duration::days(1));
+        let to = time::parse("to", self.to.as_deref())?.unwrap_or_else(OffsetDateTime::now_utc);
+        let from = time::parse("from", self.from.as_deref())?.unwrap_or(to - Duration::days(1));
         if from >= to {
             return Err(Error::invalid("from", "`from` must be before `to`"));
         }
@@ -86,8 +77,8 @@ pub async fn summary(
             )
         };
         let mut out = json!({
-            "from": from.format(&Rfc3339).unwrap_or_default(),
-            "to": to.format(&Rfc3339).unwrap_or_default(),
+            "from": time::format(from),
+            "to": time::format(to),
         });
         for (name, column, label) in [
             ("by_severity", "f.severity", "severity"),
@@ -222,7 +213,7 @@ pub async fn timeseries(
         let series: Vec<Value> = buckets
             .into_iter()
             .map(|(at, mut b)| {
-                b["time"] = at.format(&Rfc3339).unwrap_or_default().into();
+                b["time"] = time::format(at).into();
                 b
             })
             .collect();
