@@ -361,13 +361,15 @@ impl Matchers {
                 }
             }
         }
+        let mut digit_runs = None;
         let mut pii_spans = Vec::new();
         for (kind, rules) in &self.pii {
             if !rules.iter().any(|&r| set.allowed(r, field, active)) {
                 continue;
             }
             pii_spans.clear();
-            pii::scan(*kind, text, &mut pii_spans);
+            let runs = digit_runs.get_or_insert_with(|| pii::digit_runs(text));
+            pii::scan_with(*kind, text, runs, &mut pii_spans);
             for &(s, e) in &pii_spans {
                 for &rule in rules {
                     if keep(rule, s, e) {

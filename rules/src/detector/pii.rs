@@ -58,15 +58,33 @@ impl PiiKind {
 /// Appends the byte spans of every valid `kind` value in `text`, sorted, non-overlapping,
 /// on char boundaries.
 pub fn scan(kind: PiiKind, text: &str, out: &mut Vec<(usize, usize)>) {
+    scan_with(kind, text, &digit_runs(text), out);
+}
+
+/// The maximal runs of ASCII digits in `text`, which every digit-based kind starts from:
+/// found once per text and shared by the kinds (see [`scan_with`]).
+pub fn digit_runs(text: &str) -> Vec<Span> {
+    let b = text.as_bytes();
+    let mut runs = Vec::new();
+    let mut pos = 0;
+    while let Some(start) = next_digit(b, pos) {
+        pos = digit_run_end(b, start);
+        runs.push((start, pos));
+    }
+    runs
+}
+
+/// As [`scan`], with the text's [`digit_runs`] already found.
+pub fn scan_with(kind: PiiKind, text: &str, runs: &[Span], out: &mut Vec<(usize, usize)>) {
     match kind {
-        PiiKind::CreditCard => scan_digit_runs(text, out, card_at),
-        PiiKind::Iban => scan_digit_runs(text, out, iban_at),
-        PiiKind::UsSsn => scan_digit_runs(text, out, ssn_at),
-        PiiKind::Phone => scan_digit_runs(text, out, phone_at),
+        PiiKind::CreditCard => scan_digit_runs(text, runs, out, card_at),
+        PiiKind::Iban => scan_digit_runs(text, runs, out, iban_at),
+        PiiKind::UsSsn => scan_digit_runs(text, runs, out, ssn_at),
+        PiiKind::Phone => scan_digit_runs(text, runs, out, phone_at),
         PiiKind::Email => scan_email(text, out),
         PiiKind::IpAddress => {
             let base = out.len();
-            scan_digit_runs(text, out, ipv4_at);
+            scan_digit_runs(text, runs, out, ipv4_at);
             let mut v6 = Vec::new();
             scan_ipv6(text, &mut v6);
             if v6.is_empty() {
@@ -89,15 +107,18 @@ pub fn scan(kind: PiiKind, text: &str, out: &mut Vec<(usize, usize)>) {
 type Span = (usize, usize);
 
 /// Calls `at(text, start, run_end)` at the start of every maximal run of ASCII digits. A
-/// returned span is recorded and scanning resumes after it; otherwise after the run.
-fn scan_digit_runs<F>(text: &str, out: &mut Vec<Span>, at: F)
+/// returned span is recorded and scanning resumes after it (within a run, if it ends in
+/// one); otherwise after the run.
+fn scan_digit_runs<F>(text: &str, runs: &[Span], out: &mut Vec<Span>, at: F)
 where
     F: Fn(&str, usize, usize) -> Option<Span>,
 {
-    let b = text.as_bytes();
     let (mut pos, mut last_end) = (0, 0);
-    while let Some(start) = next_digit(b, pos) {
-        let run_end = digit_run_end(b, start);
+    for &(run_start, run_end) in runs {
+        if run_end <= pos {
+            continue;
+        }
+        let start = run_start.max(pos);
         pos = run_end;
         if let Some((s, e)) = at(text, start, run_end) {
             if s >= last_end {
