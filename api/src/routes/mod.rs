@@ -82,245 +82,46 @@ impl Table {
     }
 }
 
+// One line per endpoint reads as the table it is.
+#[rustfmt::skip]
 fn table() -> Table {
     use Role::{Admin, Analyst, Viewer};
     let open = None;
-    Table {
-        router: Router::new(),
-        endpoints: Vec::new(),
-    }
+    Table { router: Router::new(), endpoints: Vec::new() }
     .add("GET", "/health", open, "Liveness", health::health)
-    .add(
-        "GET",
-        "/ready",
-        open,
-        "Readiness: database and migrations",
-        health::ready,
-    )
-    .add(
-        "GET",
-        "/api/v1/openapi.json",
-        open,
-        "This API's OpenAPI document",
-        docs::openapi,
-    )
-    .add(
-        "GET",
-        "/api/v1/docs",
-        open,
-        "API documentation page",
-        docs::page,
-    )
-    .add(
-        "GET",
-        "/api/v1/docs.js",
-        open,
-        "Script of the documentation page",
-        docs::script,
-    )
-    .add(
-        "POST",
-        "/api/v1/auth/login",
-        open,
-        "Log in with username and password; returns a JWT",
-        auth::login,
-    )
-    .add(
-        "GET",
-        "/api/v1/auth/me",
-        Some(Viewer),
-        "The caller: name, role, credential kind",
-        auth::me,
-    )
-    .add(
-        "GET",
-        "/api/v1/flags",
-        Some(Viewer),
-        "Search flags (filters, cursor pagination)",
-        flags::list,
-    )
-    .add(
-        "GET",
-        "/api/v1/flags/export",
-        Some(Analyst),
-        "Export flags as NDJSON or CSV (streamed, never content)",
-        flags::export,
-    )
-    .add(
-        "POST",
-        "/api/v1/flags/bulk",
-        Some(Analyst),
-        "Change the triage status of many flags",
-        triage::bulk,
-    )
-    .add(
-        "GET",
-        "/api/v1/flags/{id}",
-        Some(Viewer),
-        "One flag with its detections",
-        flags::get,
-    )
-    .add(
-        "PATCH",
-        "/api/v1/flags/{id}",
-        Some(Analyst),
-        "Triage a flag: status, assignee, note",
-        triage::update,
-    )
-    .add(
-        "GET",
-        "/api/v1/flags/{id}/history",
-        Some(Viewer),
-        "Triage history of a flag",
-        triage::history,
-    )
-    .add(
-        "POST",
-        "/api/v1/flags/{id}/reveal",
-        Some(Analyst),
-        "Decrypt a flag's prompt and response (audited, reason required)",
-        triage::reveal,
-    )
-    .add(
-        "GET",
-        "/api/v1/rules",
-        Some(Viewer),
-        "Current rules",
-        rules::list,
-    )
-    .add(
-        "POST",
-        "/api/v1/rules",
-        Some(Admin),
-        "Create a rule (validated by compiling it)",
-        rules::create,
-    )
-    .add(
-        "GET",
-        "/api/v1/rules/templates",
-        Some(Viewer),
-        "Built-in rule packs",
-        rules::templates,
-    )
-    .add(
-        "POST",
-        "/api/v1/rules/test",
-        Some(Analyst),
-        "Dry-run a draft rule or the active set on sample events",
-        rules::test,
-    )
-    .add(
-        "GET",
-        "/api/v1/rules/{id}",
-        Some(Viewer),
-        "One rule",
-        rules::get,
-    )
-    .add(
-        "PUT",
-        "/api/v1/rules/{id}",
-        Some(Admin),
-        "Replace a rule (new version)",
-        rules::replace,
-    )
-    .add(
-        "PATCH",
-        "/api/v1/rules/{id}",
-        Some(Admin),
-        "Enable, disable or change the mode of a rule (new version)",
-        rules::patch,
-    )
-    .add(
-        "DELETE",
-        "/api/v1/rules/{id}",
-        Some(Admin),
-        "Delete a rule (kept in its history)",
-        rules::delete,
-    )
-    .add(
-        "GET",
-        "/api/v1/rules/{id}/versions",
-        Some(Viewer),
-        "Every version of a rule",
-        rules::versions,
-    )
-    .add(
-        "GET",
-        "/api/v1/rules/{id}/diff",
-        Some(Viewer),
-        "Differences between two versions (?from=SEQ&to=SEQ)",
-        rules::diff,
-    )
-    .add(
-        "POST",
-        "/api/v1/rules/{id}/restore",
-        Some(Admin),
-        "Restore a version as the newest",
-        rules::restore,
-    )
-    .add(
-        "GET",
-        "/api/v1/stats/summary",
-        Some(Viewer),
-        "Counts, top rules, models, providers and sources, rates",
-        stats::summary,
-    )
-    .add(
-        "GET",
-        "/api/v1/stats/timeseries",
-        Some(Viewer),
-        "Traffic and flags per time bucket",
-        stats::timeseries,
-    )
-    .add(
-        "GET",
-        "/api/v1/admin/users",
-        Some(Admin),
-        "List users",
-        admin::list_users,
-    )
-    .add(
-        "POST",
-        "/api/v1/admin/users",
-        Some(Admin),
-        "Create a user",
-        admin::create_user,
-    )
-    .add(
-        "PATCH",
-        "/api/v1/admin/users/{username}",
-        Some(Admin),
-        "Change a user's role, password or disabled flag",
-        admin::update_user,
-    )
-    .add(
-        "GET",
-        "/api/v1/admin/api-keys",
-        Some(Admin),
-        "List API keys (prefixes only)",
-        admin::list_keys,
-    )
-    .add(
-        "POST",
-        "/api/v1/admin/api-keys",
-        Some(Admin),
-        "Create an API key; the key is shown once",
-        admin::create_key,
-    )
-    .add(
-        "DELETE",
-        "/api/v1/admin/api-keys/{id}",
-        Some(Admin),
-        "Revoke an API key",
-        admin::revoke_key,
-    )
-    .add(
-        "GET",
-        "/api/v1/audit",
-        Some(Admin),
-        "The audit log",
-        audit::list,
-    )
+    .add("GET", "/ready", open, "Readiness: database and migrations", health::ready)
+    .add("GET", "/api/v1/openapi.json", open, "This API's OpenAPI document", docs::openapi)
+    .add("GET", "/api/v1/docs", open, "API documentation page", docs::page)
+    .add("GET", "/api/v1/docs.js", open, "Script of the documentation page", docs::script)
+    .add("POST", "/api/v1/auth/login", open, "Log in with username and password; returns a JWT", auth::login)
+    .add("GET", "/api/v1/auth/me", Some(Viewer), "The caller: name, role, credential kind", auth::me)
+    .add("GET", "/api/v1/flags", Some(Viewer), "Search flags (filters, cursor pagination)", flags::list)
+    .add("GET", "/api/v1/flags/export", Some(Analyst), "Export flags as NDJSON or CSV (streamed, never content)", flags::export)
+    .add("POST", "/api/v1/flags/bulk", Some(Analyst), "Change the triage status of many flags", triage::bulk)
+    .add("GET", "/api/v1/flags/{id}", Some(Viewer), "One flag with its detections", flags::get)
+    .add("PATCH", "/api/v1/flags/{id}", Some(Analyst), "Triage a flag: status, assignee, note", triage::update)
+    .add("GET", "/api/v1/flags/{id}/history", Some(Viewer), "Triage history of a flag", triage::history)
+    .add("POST", "/api/v1/flags/{id}/reveal", Some(Analyst), "Decrypt a flag's prompt and response (audited, reason required)", triage::reveal)
+    .add("GET", "/api/v1/rules", Some(Viewer), "Current rules", rules::list)
+    .add("POST", "/api/v1/rules", Some(Admin), "Create a rule (validated by compiling it)", rules::create)
+    .add("GET", "/api/v1/rules/templates", Some(Viewer), "Built-in rule packs", rules::templates)
+    .add("POST", "/api/v1/rules/test", Some(Analyst), "Dry-run a draft rule or the active set on sample events", rules::test)
+    .add("GET", "/api/v1/rules/{id}", Some(Viewer), "One rule", rules::get)
+    .add("PUT", "/api/v1/rules/{id}", Some(Admin), "Replace a rule (new version)", rules::replace)
+    .add("PATCH", "/api/v1/rules/{id}", Some(Admin), "Enable, disable or change the mode of a rule (new version)", rules::patch)
+    .add("DELETE", "/api/v1/rules/{id}", Some(Admin), "Delete a rule (kept in its history)", rules::delete)
+    .add("GET", "/api/v1/rules/{id}/versions", Some(Viewer), "Every version of a rule", rules::versions)
+    .add("GET", "/api/v1/rules/{id}/diff", Some(Viewer), "Differences between two versions (?from=SEQ&to=SEQ)", rules::diff)
+    .add("POST", "/api/v1/rules/{id}/restore", Some(Admin), "Restore a version as the newest", rules::restore)
+    .add("GET", "/api/v1/stats/summary", Some(Viewer), "Counts, top rules, models, providers and sources, rates", stats::summary)
+    .add("GET", "/api/v1/stats/timeseries", Some(Viewer), "Traffic and flags per time bucket", stats::timeseries)
+    .add("GET", "/api/v1/admin/users", Some(Admin), "List users", admin::list_users)
+    .add("POST", "/api/v1/admin/users", Some(Admin), "Create a user", admin::create_user)
+    .add("PATCH", "/api/v1/admin/users/{username}", Some(Admin), "Change a user's role, password or disabled flag", admin::update_user)
+    .add("GET", "/api/v1/admin/api-keys", Some(Admin), "List API keys (prefixes only)", admin::list_keys)
+    .add("POST", "/api/v1/admin/api-keys", Some(Admin), "Create an API key; the key is shown once", admin::create_key)
+    .add("DELETE", "/api/v1/admin/api-keys/{id}", Some(Admin), "Revoke an API key", admin::revoke_key)
+    .add("GET", "/api/v1/audit", Some(Admin), "The audit log", audit::list)
 }
 
 /// Every endpoint, for the OpenAPI document and the role matrix.
