@@ -29,14 +29,7 @@ async fn login_issues_a_token_and_failures_are_audited_and_throttled() {
     let login =
         |username: &str, password: &str| json!({ "username": username, "password": password });
 
-    let (status, body) = api
-        .call(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(login("alice", "correct horse battery")),
-        )
-        .await;
+    let (status, body) = api.login("alice", "correct horse battery").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["role"], "analyst");
     let token = body["token"].as_str().unwrap().to_owned();
@@ -48,22 +41,8 @@ async fn login_issues_a_token_and_failures_are_audited_and_throttled() {
     );
 
     // Unknown user and wrong password look alike to the caller.
-    let (s1, b1) = api
-        .call(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(login("mallory", "whatever-password")),
-        )
-        .await;
-    let (s2, b2) = api
-        .call(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(login("alice", "wrong password!!")),
-        )
-        .await;
+    let (s1, b1) = api.login("mallory", "whatever-password").await;
+    let (s2, b2) = api.login("alice", "wrong password!!").await;
     assert_eq!(
         (s1, s2),
         (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED)
@@ -73,14 +52,7 @@ async fn login_issues_a_token_and_failures_are_audited_and_throttled() {
 
     // Two more failures reach the limit of 3; then even the right password is refused.
     for _ in 0..2 {
-        let (s, _) = api
-            .call(
-                "POST",
-                "/api/v1/auth/login",
-                None,
-                Some(login("alice", "wrong password!!")),
-            )
-            .await;
+        let (s, _) = api.login("alice", "wrong password!!").await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
     }
     let response = api
@@ -139,14 +111,7 @@ async fn users_are_managed_by_admins_and_bootstrap_runs_once() {
             .unwrap()
     );
     let api = Api::with_pool(pool, &[]);
-    let (s, body) = api
-        .call(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": "root", "password": "first admin password"})),
-        )
-        .await;
+    let (s, body) = api.login("root", "first admin password").await;
     assert_eq!(s, StatusCode::OK, "{body}");
     let admin = body["token"].as_str().unwrap().to_owned();
 
@@ -272,14 +237,7 @@ async fn the_cli_creates_the_first_admin_from_stdin() {
     assert!(out.status.success());
     assert!(!String::from_utf8_lossy(&out.stdout).contains("carols long password"));
     let api = Api::with_pool(pool, &[]);
-    let (s, body) = api
-        .call(
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": "carol", "password": "carols long password"})),
-        )
-        .await;
+    let (s, body) = api.login("carol", "carols long password").await;
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(body["role"], "admin");
 }

@@ -151,6 +151,13 @@ impl Api {
         (status, body)
     }
 
+    /// `POST /api/v1/auth/login`: the status and body.
+    pub async fn login(&self, username: &str, password: &str) -> (StatusCode, Value) {
+        let body = serde_json::json!({ "username": username, "password": password });
+        self.call("POST", "/api/v1/auth/login", None, Some(body))
+            .await
+    }
+
     /// As [`Api::call`] with the token of `role`.
     pub async fn as_role(
         &self,
