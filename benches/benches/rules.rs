@@ -4,7 +4,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use flagstream_benches::corpus;
-use flagstream_rules::{Pack, RuleSet};
+use flagstream_benches::traffic::TrafficGenerator;
+use flagstream_rules::{Event, Pack, RuleSet};
 
 const SEED: u64 = 42;
 
@@ -230,5 +231,34 @@ mod hyperscan_baseline {
     }
 }
 
-criterion_group!(benches, packs);
+/// The consumer's per-event work on the traffic its benchmark produces (2 KB events, 5 %
+/// flaggable): parsing alone, then parsing and the `default` pack.
+fn events(c: &mut Criterion) {
+    let mut generator = TrafficGenerator::new(SEED, 0.05, 0.0);
+    generator.event_bytes = 2048;
+    let payloads: Vec<Vec<u8>> = (0..500).map(|_| generator.next_event().payload).collect();
+    let set = RuleSet::build(Pack::builtin("default").expect("pack").rules).expect("build");
+    let mut group = c.benchmark_group("event/2KB");
+    group.throughput(Throughput::Elements(payloads.len() as u64));
+    group.bench_function("parse", |b| {
+        b.iter(|| {
+            payloads
+                .iter()
+                .filter(|p| Event::parse(p, None).is_ok())
+                .count()
+        })
+    });
+    group.bench_function("parse_evaluate", |b| {
+        b.iter(|| {
+            payloads
+                .iter()
+                .filter_map(|p| Event::parse(p, None).ok())
+                .filter(|e| set.evaluate(e).flagged)
+                .count()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, packs, events);
 criterion_main!(benches);

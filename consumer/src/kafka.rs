@@ -106,6 +106,9 @@ impl ConsumerContext for Context {
             self.metrics.error("kafka");
             tracing::warn!(error = %e, "applying the new assignment failed");
         }
+        if let Ok(owned) = consumer.assignment() {
+            self.metrics.assigned_partitions.set(owned.count() as i64);
+        }
     }
 }
 
@@ -173,6 +176,11 @@ pub fn connect(config: &Config, metrics: Arc<Metrics>) -> Result<Arc<KafkaConsum
         // PostgreSQL; auto-commit would acknowledge messages that were never stored.
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
+        // librdkafka waits this long before fetching again once its prefetch queue was full
+        // (1 s by default), which stalls a consumer that keeps up with the broker only just.
+        .set("fetch.queue.backoff.ms", "20")
+        // Bounds the prefetched data per partition (64 MB by default).
+        .set("queued.max.messages.kbytes", "16384")
         // Feeds the per-partition lag gauges.
         .set("statistics.interval.ms", "5000");
     for option in &config.kafka_options {

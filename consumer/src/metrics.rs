@@ -34,6 +34,7 @@ pub struct Metrics {
     pub eval_seconds: Histogram,
     pub db_write_seconds: Histogram,
     pub lag: Family<Labels, Gauge>,
+    pub assigned_partitions: Gauge,
     pub rule_set_version: Gauge,
     pub rules_active: Gauge,
     pub rules_rejected: Gauge,
@@ -58,6 +59,7 @@ impl Metrics {
             eval_seconds: seconds(),
             db_write_seconds: seconds(),
             lag: Family::default(),
+            assigned_partitions: Gauge::default(),
             rule_set_version: Gauge::default(),
             rules_active: Gauge::default(),
             rules_rejected: Gauge::default(),
@@ -111,6 +113,11 @@ impl Metrics {
             "consumer_lag",
             "Messages behind the partition's high watermark",
             m.lag.clone(),
+        );
+        r.register(
+            "assigned_partitions",
+            "Partitions this member owns; 0 means it consumes nothing",
+            m.assigned_partitions.clone(),
         );
         r.register(
             "rule_set_version",
