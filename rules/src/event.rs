@@ -10,6 +10,7 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 
 use crate::body::Texts;
 use crate::error::Error as EventError;
+use crate::wire::Top;
 
 /// Where an event was read from; used to derive a stable id for events that carry none, so a
 /// replay of the same message yields the same id.
@@ -61,12 +62,17 @@ pub struct Event {
 impl Event {
     /// Parses one Kafka message value. `origin` supplies the id when the message has none.
     pub fn parse(bytes: &[u8], origin: Option<Origin<'_>>) -> Result<Event, EventError> {
-        let value: Value =
-            serde_json::from_slice(bytes).map_err(|e| EventError::NotJson(e.to_string()))?;
-        let Value::Object(mut obj) = value else {
+        // Validated once up front (SIMD), so the parser need not re-check every string.
+        let text = simdutf8::basic::from_utf8(bytes).map_err(|_| {
+            let detail = std::str::from_utf8(bytes).err().map(|e| e.to_string());
+            EventError::NotJson(detail.unwrap_or_default())
+        })?;
+        let top: Top =
+            serde_json::from_str(text).map_err(|e| EventError::NotJson(e.to_string()))?;
+        let Top(Some(mut w)) = top else {
             return Err(EventError::NotObject);
         };
-        let id = match obj.remove("id") {
+        let id = match w.id.take() {
             None | Some(Value::Null) => match origin {
                 Some(o) => format!("{}/{}/{}", o.topic, o.partition, o.offset),
                 None => return Err(EventError::MissingField("id")),
@@ -75,27 +81,27 @@ impl Event {
             Some(Value::Number(n)) => n.to_string(),
             Some(_) => return Err(wrong("id", "a non-empty string")),
         };
-        let timestamp = parse_timestamp(required(&mut obj, "timestamp")?)?;
-        let src_ip = required_string(&mut obj, "src_ip")?;
+        let timestamp = parse_timestamp(required(w.timestamp.take(), "timestamp")?)?;
+        let src_ip = required_string(w.src_ip.take(), "src_ip")?;
         let src_ip = src_ip
             .trim()
             .parse()
             .map_err(|_| wrong("src_ip", "an IPv4 or IPv6 address"))?;
-        let provider = required_string(&mut obj, "provider")?;
-        let model = required_string(&mut obj, "model")?;
+        let provider = required_string(w.provider.take(), "provider")?;
+        let model = required_string(w.model.take(), "model")?;
         let mut texts = Texts::default();
-        let messages = obj.remove("messages").filter(|m| !m.is_null());
+        let messages = w.messages.take().filter(|m| !m.is_null());
         if let Some(messages) = &messages {
             if !messages.is_array() {
                 return Err(wrong("messages", "an array"));
             }
             texts.add_messages(messages);
         }
-        if let Some(system) = obj.remove("system") {
+        if let Some(system) = w.system.take() {
             texts.add_system(&system);
         }
         // `prompt` is required as in FlagWise, unless the body's `messages[]` carries it.
-        let prompt = match (obj.remove("prompt"), texts.prompt()) {
+        let prompt = match (w.prompt.take(), texts.prompt()) {
             (Some(Value::String(s)), None) => s,
             (Some(Value::String(s)), Some(m)) if s.is_empty() => m,
             (Some(Value::String(s)), Some(m)) => format!("{s}\n{m}"),
@@ -104,13 +110,13 @@ impl Event {
             (None | Some(Value::Null), None) => return Err(EventError::MissingField("prompt")),
             (Some(_), _) => return Err(wrong("prompt", "a string")),
         };
-        let response = match obj.remove("response") {
+        let response = match w.response.take() {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s),
             Some(other) if texts.add_response(&other) => texts.response(),
             Some(other) => Some(other.to_string()),
         };
-        let cost_usd = match obj.remove("cost_usd") {
+        let cost_usd = match w.cost_usd.take() {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) => n.as_f64().filter(|c| c.is_finite() && *c >= 0.0),
             Some(_) => return Err(wrong("cost_usd", "a non-negative number")),
@@ -125,21 +131,21 @@ impl Event {
             system: texts.system(),
             response,
             tool_args: texts.tool_args(),
-            user: optional_string(&mut obj, "user")?,
-            app: optional_string(&mut obj, "app")?,
-            team: optional_string(&mut obj, "team")?,
-            tokens_in: optional_uint(&mut obj, "tokens_in")?.or(texts.tokens_in),
-            tokens_out: optional_uint(&mut obj, "tokens_out")?.or(texts.tokens_out),
+            user: optional_string(w.user.take(), "user")?,
+            app: optional_string(w.app.take(), "app")?,
+            team: optional_string(w.team.take(), "team")?,
+            tokens_in: optional_uint(w.tokens_in.take(), "tokens_in")?.or(texts.tokens_in),
+            tokens_out: optional_uint(w.tokens_out.take(), "tokens_out")?.or(texts.tokens_out),
             cost_usd,
-            endpoint: optional_string(&mut obj, "endpoint")?,
-            method: optional_string(&mut obj, "method")?,
-            headers: parse_headers(obj.remove("headers"))?,
-            duration_ms: optional_uint(&mut obj, "duration_ms")?,
-            status_code: optional_uint(&mut obj, "status_code")?
+            endpoint: optional_string(w.endpoint.take(), "endpoint")?,
+            method: optional_string(w.method.take(), "method")?,
+            headers: parse_headers(w.headers.take())?,
+            duration_ms: optional_uint(w.duration_ms.take(), "duration_ms")?,
+            status_code: optional_uint(w.status_code.take(), "status_code")?
                 .map(u16::try_from)
                 .transpose()
                 .map_err(|_| wrong("status_code", "an HTTP status code"))?,
-            extra: obj,
+            extra: w.extra,
         })
     }
 }
@@ -148,18 +154,15 @@ fn wrong(field: &'static str, expected: &'static str) -> EventError {
     EventError::WrongType { field, expected }
 }
 
-fn required(obj: &mut Map<String, Value>, field: &'static str) -> Result<Value, EventError> {
-    match obj.remove(field) {
+fn required(value: Option<Value>, field: &'static str) -> Result<Value, EventError> {
+    match value {
         None | Some(Value::Null) => Err(EventError::MissingField(field)),
         Some(v) => Ok(v),
     }
 }
 
-fn required_string(
-    obj: &mut Map<String, Value>,
-    field: &'static str,
-) -> Result<String, EventError> {
-    match required(obj, field)? {
+fn required_string(value: Option<Value>, field: &'static str) -> Result<String, EventError> {
+    match required(value, field)? {
         Value::String(s) if !s.trim().is_empty() => Ok(s),
         Value::String(_) => Err(EventError::MissingField(field)),
         _ => Err(wrong(field, "a string")),
@@ -167,21 +170,18 @@ fn required_string(
 }
 
 fn optional_string(
-    obj: &mut Map<String, Value>,
+    value: Option<Value>,
     field: &'static str,
 ) -> Result<Option<String>, EventError> {
-    match obj.remove(field) {
+    match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(wrong(field, "a string")),
     }
 }
 
-fn optional_uint(
-    obj: &mut Map<String, Value>,
-    field: &'static str,
-) -> Result<Option<u64>, EventError> {
-    match obj.remove(field) {
+fn optional_uint(value: Option<Value>, field: &'static str) -> Result<Option<u64>, EventError> {
+    match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match (n.as_u64(), n.as_f64()) {
             (Some(u), _) => Ok(Some(u)),
@@ -309,6 +309,13 @@ mod tests {
         let cases: &[(&str, Error)] = &[
             ("not json", Error::NotJson(String::new())),
             ("[1,2]", Error::NotObject),
+            ("[{\"a\":[]}, 3]", Error::NotObject),
+            ("\"event\"", Error::NotObject),
+            ("null", Error::NotObject),
+            ("-1.5", Error::NotObject),
+            ("true", Error::NotObject),
+            ("{} trailing", Error::NotJson(String::new())),
+            ("{\"prompt\": \"\\ud800\"}", Error::NotJson(String::new())),
             (
                 r#"{"src_ip":"10.0.0.1","provider":"p","model":"m","prompt":""}"#,
                 Error::MissingField("timestamp"),
@@ -407,6 +414,31 @@ mod tests {
         );
         assert_eq!(event.team.as_deref(), Some("payments"));
         assert_eq!(event.extra["deployment"], "eu-1");
+        assert_eq!(event.extra.len(), 1);
+    }
+
+    #[test]
+    fn invalid_utf8_is_refused_naming_where() {
+        let err = Event::parse(b"{\"prompt\": \"caf\xe9\"}", None).unwrap_err();
+        assert!(
+            matches!(&err, Error::NotJson(m) if m.contains("utf-8") && m.contains("index 15")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_its_last_value_known_or_not() {
+        let event = parse(&base(
+            r#","model":"gpt-4o-mini","team":"a","team":null,"x":1,"x":{"y":2},"\u0074eam":"b""#,
+        ))
+        .unwrap();
+        assert_eq!(event.model, "gpt-4o-mini");
+        assert_eq!(
+            event.team.as_deref(),
+            Some("b"),
+            "escaped key names match too"
+        );
+        assert_eq!(event.extra["x"]["y"], 2);
         assert_eq!(event.extra.len(), 1);
     }
 

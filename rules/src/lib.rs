@@ -48,6 +48,7 @@ mod rule;
 mod ruleset;
 mod text;
 mod verdict;
+mod wire;
 
 pub use error::Error;
 pub use event::{Event, Origin};
