@@ -2,6 +2,7 @@
 //! letters. Runs on a worker thread: parsing, rules and sealing are the CPU-bound part.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use flagstream_rules::{Event, Origin, RuleSet, Verdict};
 use time::OffsetDateTime;
@@ -13,7 +14,8 @@ use flagstream_rules::content::{Content, Keyring};
 /// One Kafka message, detached from the client so it can cross to a worker thread.
 #[derive(Debug, Clone)]
 pub struct Message {
-    pub topic: String,
+    /// Shared by the batch's messages of one topic.
+    pub topic: Arc<str>,
     pub partition: i32,
     pub offset: i64,
     pub payload: Option<Vec<u8>>,
@@ -22,7 +24,7 @@ pub struct Message {
 /// Where a message was read from; rows keyed by it are written at most once.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Position {
-    pub topic: String,
+    pub topic: Arc<str>,
     pub partition: i32,
     pub offset: i64,
 }
@@ -70,6 +72,16 @@ pub struct Evaluated {
     pub traffic: Vec<Traffic>,
     pub dead_letters: Vec<DeadLetter>,
     pub rule_set_version: u64,
+}
+
+impl Evaluated {
+    /// Appends a later part of the same batch, evaluated with the same rule set.
+    pub fn append(&mut self, mut later: Evaluated) {
+        self.messages += later.messages;
+        self.flags.append(&mut later.flags);
+        self.traffic.append(&mut later.traffic);
+        self.dead_letters.append(&mut later.dead_letters);
+    }
 }
 
 /// How flagged content is kept.

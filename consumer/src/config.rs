@@ -50,6 +50,10 @@ pub struct Config {
     #[arg(long, env = "BATCH_TIMEOUT_MS", default_value_t = 200)]
     pub batch_timeout_ms: u64,
 
+    /// Threads a batch's parsing, rules and sealing are split across; 0 means one per core.
+    #[arg(long, env = "EVAL_WORKERS", default_value_t = 0)]
+    pub eval_workers: usize,
+
     /// Largest raw message kept in a dead letter, in bytes; longer ones are truncated.
     #[arg(long, env = "DEAD_LETTER_MAX_BYTES", default_value_t = 65536)]
     pub dead_letter_max_bytes: usize,
@@ -106,6 +110,13 @@ pub struct Config {
 impl Config {
     pub fn batch_timeout(&self) -> Duration {
         Duration::from_millis(self.batch_timeout_ms)
+    }
+
+    pub fn eval_workers(&self) -> usize {
+        match self.eval_workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
     }
 
     /// Adds `KAFKA_OPT_<PROPERTY>` variables as librdkafka properties

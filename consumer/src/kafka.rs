@@ -210,45 +210,72 @@ pub async fn ensure_topic(consumer: &Arc<KafkaConsumer>, topic: &str) -> Result<
     }
 }
 
-/// Waits for the first message (or shutdown), then gathers more until the batch is full or
-/// `timeout` has passed since the first one arrived. Transport errors are logged and
-/// retried by librdkafka; they never end the stream.
+/// Messages read together, and when the first of them arrived.
+pub struct Fetched {
+    pub messages: Vec<Message>,
+    pub first_received: Instant,
+}
+
+/// Waits for the first message (or shutdown, which yields `None`), then gathers more until
+/// the batch is full or `timeout` has passed since the first one arrived. Transport errors
+/// are logged and retried by librdkafka; they never end the stream.
 pub async fn next_batch(
     consumer: &KafkaConsumer,
     max: usize,
     timeout: Duration,
     shutdown: &CancellationToken,
-) -> Vec<Message> {
-    let mut batch = Vec::new();
+) -> Option<Fetched> {
+    let mut topics = Topics::default();
     let first = loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return batch,
+            biased;
+            _ = shutdown.cancelled() => return None,
             received = consumer.recv() => match received {
-                Ok(m) => break detach(&m),
+                Ok(m) => break topics.detach(&m),
                 Err(e) => tracing::warn!(error = %e, "kafka receive failed"),
             },
         }
     };
-    batch.push(first);
-    let deadline = Instant::now() + timeout;
-    while batch.len() < max {
+    let first_received = Instant::now();
+    let mut messages = Vec::with_capacity(max);
+    messages.push(first);
+    let deadline = first_received + timeout;
+    while messages.len() < max {
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => break,
             received = consumer.recv() => match received {
-                Ok(m) => batch.push(detach(&m)),
+                Ok(m) => messages.push(topics.detach(&m)),
                 Err(e) => tracing::warn!(error = %e, "kafka receive failed"),
             },
         }
     }
-    batch
+    Some(Fetched {
+        messages,
+        first_received,
+    })
 }
 
-fn detach(m: &rdkafka::message::BorrowedMessage<'_>) -> Message {
-    Message {
-        topic: m.topic().to_owned(),
-        partition: m.partition(),
-        offset: m.offset(),
-        payload: m.payload().map(<[u8]>::to_vec),
+/// Hands out one shared name per topic, so a message costs no string allocation for it.
+#[derive(Default)]
+struct Topics(Vec<Arc<str>>);
+
+impl Topics {
+    fn detach(&mut self, m: &rdkafka::message::BorrowedMessage<'_>) -> Message {
+        let name = m.topic();
+        let topic = match self.0.iter().find(|t| &***t == name) {
+            Some(t) => Arc::clone(t),
+            None => {
+                let t: Arc<str> = name.into();
+                self.0.push(Arc::clone(&t));
+                t
+            }
+        };
+        Message {
+            topic,
+            partition: m.partition(),
+            offset: m.offset(),
+            payload: m.payload().map(<[u8]>::to_vec),
+        }
     }
 }
 

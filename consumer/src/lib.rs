@@ -1,7 +1,8 @@
 //! Flagstream's consumer: Kafka → rules → PostgreSQL, effectively once.
 //!
-//! Each batch is evaluated off the poll loop, then its rows and the next offset of every
-//! partition in it are committed in one PostgreSQL transaction (see [`sink`]). Kafka offsets
+//! Each batch is evaluated off the poll loop, across the cores, while the previous one is
+//! being written (see [`pipeline`]); its rows and the next offset of every partition in it
+//! are committed in one PostgreSQL transaction (see [`sink`]). Kafka offsets
 //! are committed afterwards, for lag tools only: partitions are assigned at the offsets
 //! PostgreSQL holds (see [`kafka::Context`]), and the transaction skips anything already
 //! stored, so a replay after any crash or rebalance writes nothing twice.
@@ -11,6 +12,7 @@ pub mod config;
 mod error;
 pub mod kafka;
 pub mod metrics;
+pub mod pipeline;
 pub mod rules;
 pub mod scan;
 pub mod sink;
@@ -18,13 +20,12 @@ pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::Consumer;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
-use tokio::sync::{oneshot, watch};
-use tokio::time::Instant;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
@@ -32,14 +33,10 @@ pub use error::Error;
 
 use crate::batch::Storage;
 use crate::config::{Secret, StoreContent};
-use crate::kafka::KafkaConsumer;
 use crate::metrics::Metrics;
 use flagstream_rules::content::Keyring;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
-
-/// Longest pause between attempts to store a batch while PostgreSQL is unavailable.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
 pub async fn connect_database(config: &Config) -> Result<PgPool, Error> {
     let pool = PgPoolOptions::new()
@@ -108,129 +105,32 @@ pub async fn run(
         let _ = ready.send(metrics_addr);
     }
 
-    loop {
-        let messages = kafka::next_batch(
-            &consumer,
-            config.batch_size,
-            config.batch_timeout(),
-            &shutdown,
-        )
-        .await;
-        let received = Instant::now();
-        if messages.is_empty() {
-            break;
-        }
-        metrics.batch_size.observe(messages.len() as f64);
-        let rules = Arc::clone(&rule_sets.borrow());
-        let storage = Arc::clone(&storage);
-        let evaluated =
-            tokio::task::spawn_blocking(move || batch::evaluate(&rules, messages, &storage))
-                .await
-                .map_err(|e| Error::Worker(e.to_string()))??;
-        metrics
-            .eval_seconds
-            .observe(received.elapsed().as_secs_f64());
-        if !store_with_retry(
-            &pool,
-            &consumer,
-            &config.kafka_group_id,
-            &evaluated,
-            &metrics,
-            &shutdown,
-        )
+    let (ready, incoming) = mpsc::channel(1);
+    let fetch = pipeline::Fetch {
+        consumer: Arc::clone(&consumer),
+        batch_size: config.batch_size,
+        batch_timeout: config.batch_timeout(),
+        workers: config.eval_workers(),
+        rule_sets,
+        storage,
+        metrics: Arc::clone(&metrics),
+    };
+    let fetching = tokio::spawn(pipeline::fetch_and_evaluate(fetch, ready, shutdown.clone()));
+    let stored = pipeline::store_all(
+        &pool,
+        &consumer,
+        &config.kafka_group_id,
+        incoming,
+        &metrics,
+        &shutdown,
+    )
+    .await;
+    let fetched = fetching
         .await
-        {
-            // Shut down while the database was unavailable: the batch is abandoned uncommitted
-            // and will be replayed by whoever owns the partitions next.
-            break;
-        }
-        metrics
-            .batch_seconds
-            .observe(received.elapsed().as_secs_f64());
-        let offsets = sink::next_offsets(&evaluated);
-        let list = kafka::offset_list(offsets.iter().map(|((t, p), o)| (*t, *p, *o)));
-        let mode = if shutdown.is_cancelled() {
-            CommitMode::Sync
-        } else {
-            CommitMode::Async
-        };
-        let consumer = Arc::clone(&consumer);
-        tokio::task::spawn_blocking(move || kafka::commit(&consumer, &list, mode))
-            .await
-            .map_err(|e| Error::Worker(e.to_string()))?;
-    }
+        .map_err(|e| Error::Worker(e.to_string()))?;
     consumer.unsubscribe();
+    stored?;
+    fetched?;
     tracing::info!("consumer stopped");
     Ok(())
-}
-
-/// Retries with backoff until the batch is stored; false if shutdown came first. While
-/// PostgreSQL is down the assigned partitions are paused, so nothing more is fetched and
-/// memory stays bounded by one batch.
-async fn store_with_retry(
-    pool: &PgPool,
-    consumer: &KafkaConsumer,
-    group: &str,
-    batch: &batch::Evaluated,
-    metrics: &Metrics,
-    shutdown: &CancellationToken,
-) -> bool {
-    let mut delay = Duration::from_millis(100);
-    let mut paused = None;
-    let stored = loop {
-        let started = Instant::now();
-        match sink::store_batch(pool, group, batch).await {
-            Ok(stored) => {
-                metrics
-                    .db_write_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                break Some(stored);
-            }
-            Err(e) => {
-                metrics.error("database");
-                tracing::warn!(error = %e, retry_in = ?delay, "storing batch failed");
-            }
-        }
-        if paused.is_none() {
-            if let Ok(assignment) = consumer.assignment() {
-                if consumer.pause(&assignment).is_ok() {
-                    paused = Some(assignment);
-                }
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => break None,
-            _ = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(MAX_RETRY_DELAY);
-    };
-    if let Some(assignment) = paused {
-        if let Err(e) = consumer.resume(&assignment) {
-            tracing::warn!(error = %e, "resuming partitions failed");
-        }
-    }
-    let Some(stored) = stored else { return false };
-    tracing::debug!(?stored, "batch stored");
-    metrics.events.inc_by(stored.events);
-    metrics.flagged.inc_by(stored.flags);
-    metrics.replayed.inc_by(stored.replayed);
-    for d in &batch.dead_letters {
-        metrics
-            .dead_letters
-            .get_or_create(&vec![("reason", d.code.to_owned())])
-            .inc();
-    }
-    for f in &batch.flags {
-        for d in &f.verdict.detections {
-            metrics
-                .detections
-                .get_or_create(&vec![("rule", d.rule_id.clone())])
-                .inc();
-        }
-    }
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
-    metrics.last_commit.set(now);
-    true
 }

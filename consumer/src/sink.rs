@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use crate::batch::{Evaluated, Flag, Position};
 use crate::Error;
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Stored {
     pub flags: u64,
     pub detections: u64,
@@ -23,6 +23,9 @@ pub struct Stored {
     pub events: u64,
     /// Messages skipped because an earlier transaction had already stored them.
     pub replayed: u64,
+    /// What this transaction wrote, for the metrics: replays add nothing.
+    pub detections_by_rule: BTreeMap<String, u64>,
+    pub dead_letters_by_reason: BTreeMap<&'static str, u64>,
 }
 
 #[tracing::instrument(skip_all, fields(flags = batch.flags.len(), dead_letters = batch.dead_letters.len()))]
@@ -31,16 +34,14 @@ pub async fn store_batch(pool: &PgPool, group: &str, batch: &Evaluated) -> Resul
     let stored_next = lock_offsets(&mut tx, group, batch).await?;
     let fresh = |p: &Position| {
         stored_next
-            .get(&(p.topic.as_str(), p.partition))
+            .get(&(&*p.topic, p.partition))
             .is_none_or(|&next| p.offset >= next)
     };
     let mut stored = Stored::default();
     let flags: Vec<&Flag> = batch.flags.iter().filter(|f| fresh(&f.position)).collect();
-    let (flags_n, detections_n) = insert_flags(&mut tx, &flags, batch.rule_set_version).await?;
-    stored.flags = flags_n;
-    stored.detections = detections_n;
+    insert_flags(&mut tx, &flags, batch.rule_set_version, &mut stored).await?;
     stored.events = insert_rollups(&mut tx, batch, &fresh).await?;
-    stored.dead_letters = insert_dead_letters(&mut tx, batch, &fresh).await?;
+    insert_dead_letters(&mut tx, batch, &fresh, &mut stored).await?;
     let kept = stored.events
         + batch
             .dead_letters
@@ -63,7 +64,7 @@ pub fn next_offsets(batch: &Evaluated) -> BTreeMap<(&str, i32), i64> {
         .chain(batch.dead_letters.iter().map(|d| &d.position));
     for p in positions {
         let entry = next
-            .entry((p.topic.as_str(), p.partition))
+            .entry((&*p.topic, p.partition))
             .or_insert(p.offset + 1);
         *entry = (*entry).max(p.offset + 1);
     }
@@ -126,9 +127,10 @@ async fn insert_flags(
     tx: &mut PgConnection,
     f: &[&Flag],
     rule_set_version: u64,
-) -> Result<(u64, u64), Error> {
+    stored: &mut Stored,
+) -> Result<(), Error> {
     if f.is_empty() {
-        return Ok((0, 0));
+        return Ok(());
     }
     let count = |n: Option<u64>| n.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
     let inserted: Vec<(i64, String, i32, i64)> = sqlx::query_as(
@@ -159,7 +161,7 @@ async fn insert_flags(
     .bind(f.iter().map(|x| count(x.event.duration_ms)).collect::<Vec<_>>())
     .bind(f.iter().map(|x| x.verdict.score.min(100) as i16).collect::<Vec<_>>())
     .bind(f.iter().map(|x| x.verdict.severity.map_or("low", |s| s.as_str())).collect::<Vec<_>>())
-    .bind(f.iter().map(|x| x.position.topic.as_str()).collect::<Vec<_>>())
+    .bind(f.iter().map(|x| &*x.position.topic).collect::<Vec<_>>())
     .bind(f.iter().map(|x| x.position.partition).collect::<Vec<_>>())
     .bind(f.iter().map(|x| x.position.offset).collect::<Vec<_>>())
     .bind(f.iter().map(|x| x.event.user.as_deref()).collect::<Vec<_>>())
@@ -182,7 +184,7 @@ async fn insert_flags(
         .map(|x| {
             (
                 (
-                    x.position.topic.as_str(),
+                    &*x.position.topic,
                     x.position.partition,
                     x.position.offset,
                 ),
@@ -195,6 +197,10 @@ async fn insert_flags(
             continue;
         };
         for x in &flag.verdict.detections {
+            *stored
+                .detections_by_rule
+                .entry(x.rule_id.clone())
+                .or_default() += 1;
             d.flag_ids.push(*flag_id);
             d.rule_ids.push(x.rule_id.as_str());
             d.rule_versions
@@ -208,8 +214,9 @@ async fn insert_flags(
             d.shadow.push(x.shadow);
         }
     }
+    stored.flags = inserted.len() as u64;
     if d.flag_ids.is_empty() {
-        return Ok((inserted.len() as u64, 0));
+        return Ok(());
     }
     let result = sqlx::query(
         "INSERT INTO detections (flag_id, rule_id, rule_version, field, span_start, span_end,
@@ -229,7 +236,8 @@ async fn insert_flags(
     .bind(d.shadow)
     .execute(&mut *tx)
     .await?;
-    Ok((inserted.len() as u64, result.rows_affected()))
+    stored.detections = result.rows_affected();
+    Ok(())
 }
 
 type RollupKey<'a> = (OffsetDateTime, &'a str, &'a str, &'a str);
@@ -289,14 +297,18 @@ async fn insert_dead_letters(
     tx: &mut PgConnection,
     batch: &Evaluated,
     fresh: &impl Fn(&Position) -> bool,
-) -> Result<u64, Error> {
+    stored: &mut Stored,
+) -> Result<(), Error> {
     let d: Vec<_> = batch
         .dead_letters
         .iter()
         .filter(|d| fresh(&d.position))
         .collect();
     if d.is_empty() {
-        return Ok(0);
+        return Ok(());
+    }
+    for x in &d {
+        *stored.dead_letters_by_reason.entry(x.code).or_default() += 1;
     }
     let result = sqlx::query(
         "INSERT INTO dead_letters (kafka_topic, kafka_partition, kafka_offset, error_code, error,
@@ -307,7 +319,7 @@ async fn insert_dead_letters(
     )
     .bind(
         d.iter()
-            .map(|x| x.position.topic.as_str())
+            .map(|x| &*x.position.topic)
             .collect::<Vec<_>>(),
     )
     .bind(d.iter().map(|x| x.position.partition).collect::<Vec<_>>())
@@ -322,7 +334,8 @@ async fn insert_dead_letters(
     )
     .execute(&mut *tx)
     .await?;
-    Ok(result.rows_affected())
+    stored.dead_letters = result.rows_affected();
+    Ok(())
 }
 
 /// Detection rows as one array per column, for an UNNEST insert.
