@@ -125,9 +125,7 @@ pub async fn run(
         &shutdown,
     )
     .await;
-    let fetched = fetching
-        .await
-        .map_err(|e| Error::Worker(e.to_string()))?;
+    let fetched = fetching.await.map_err(|e| Error::Worker(e.to_string()))?;
     consumer.unsubscribe();
     stored?;
     fetched?;

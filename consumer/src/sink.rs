@@ -63,9 +63,7 @@ pub fn next_offsets(batch: &Evaluated) -> BTreeMap<(&str, i32), i64> {
         .map(|t| &t.position)
         .chain(batch.dead_letters.iter().map(|d| &d.position));
     for p in positions {
-        let entry = next
-            .entry((&*p.topic, p.partition))
-            .or_insert(p.offset + 1);
+        let entry = next.entry((&*p.topic, p.partition)).or_insert(p.offset + 1);
         *entry = (*entry).max(p.offset + 1);
     }
     next
@@ -183,11 +181,7 @@ async fn insert_flags(
         .iter()
         .map(|x| {
             (
-                (
-                    &*x.position.topic,
-                    x.position.partition,
-                    x.position.offset,
-                ),
+                (&*x.position.topic, x.position.partition, x.position.offset),
                 *x,
             )
         })
@@ -317,11 +311,7 @@ async fn insert_dead_letters(
                               $6::bytea[], $7::int[])
          ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING",
     )
-    .bind(
-        d.iter()
-            .map(|x| &*x.position.topic)
-            .collect::<Vec<_>>(),
-    )
+    .bind(d.iter().map(|x| &*x.position.topic).collect::<Vec<_>>())
     .bind(d.iter().map(|x| x.position.partition).collect::<Vec<_>>())
     .bind(d.iter().map(|x| x.position.offset).collect::<Vec<_>>())
     .bind(d.iter().map(|x| x.code).collect::<Vec<_>>())

@@ -5,14 +5,14 @@
 //! own histogram). `scripts/bench-consumer` provisions the services and runs this.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
 use flagstream_benches::traffic::TrafficGenerator;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::time::Instant;
 
@@ -21,7 +21,8 @@ use tokio::time::Instant;
 struct Args {
     #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS")]
     bootstrap_servers: String,
-    /// A topic that exists and is empty.
+    /// Prefix of the two topics (`<topic>-live`, `<topic>-backlog`), which must exist and
+    /// be empty.
     #[arg(long, env = "KAFKA_TOPIC")]
     topic: String,
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -159,58 +160,92 @@ fn drain_rate(bootstrap: &str, topic: &str, events: u64) -> anyhow::Result<f64> 
     Ok(events as f64 / elapsed.as_secs_f64())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let key = "YmVuY2htYXJrLW9ubHkta2V5LWZsYWdzdHJlYW0tMzI="; // 32 bytes, benchmark only
-    let mut consumer = Command::new(&args.consumer_bin)
-        .env("DATABASE_URL", &args.database_url)
-        .env("KAFKA_BOOTSTRAP_SERVERS", &args.bootstrap_servers)
-        .env("KAFKA_TOPIC", &args.topic)
-        .env("KAFKA_GROUP_ID", format!("bench-{}", std::process::id()))
-        .env("BATCH_SIZE", args.batch_size.to_string())
-        .env("METRICS_ADDR", format!("127.0.0.1:{}", args.metrics_port))
-        .env("ENCRYPTION_KEY", key)
-        .env(
-            "KAFKA_OPTIONS",
-            "session.timeout.ms=6000,heartbeat.interval.ms=500",
-        )
-        .env("LOG_LEVEL", "warn")
-        .stdin(Stdio::null())
-        .spawn()
-        .context("start the consumer")?;
-    let pid = consumer.id();
-    let http = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{}/metrics", args.metrics_port);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    // Timing starts once the consumer owns its partitions: joining the group is start-up
-    // cost (tansu, like Kafka, delays the first rebalance by seconds), not throughput.
-    while get_metrics(&http, &url)
-        .await
-        .is_none_or(|s| s.assigned_partitions == 0)
-    {
-        if Instant::now() > deadline {
-            bail!("the consumer did not start and join its group");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+/// The consumer under test, started against the given topic in a group of its own.
+struct UnderTest {
+    child: Child,
+    url: String,
+}
+
+impl UnderTest {
+    fn start(args: &Args, topic: &str) -> anyhow::Result<UnderTest> {
+        let key = "YmVuY2htYXJrLW9ubHkta2V5LWZsYWdzdHJlYW0tMzI="; // 32 bytes, benchmark only
+        let child = Command::new(&args.consumer_bin)
+            .env("DATABASE_URL", &args.database_url)
+            .env("KAFKA_BOOTSTRAP_SERVERS", &args.bootstrap_servers)
+            .env("KAFKA_TOPIC", topic)
+            .env(
+                "KAFKA_GROUP_ID",
+                format!("bench-{}-{topic}", std::process::id()),
+            )
+            .env("BATCH_SIZE", args.batch_size.to_string())
+            .env("METRICS_ADDR", format!("127.0.0.1:{}", args.metrics_port))
+            .env("ENCRYPTION_KEY", key)
+            .env(
+                "KAFKA_OPTIONS",
+                "session.timeout.ms=6000,heartbeat.interval.ms=500",
+            )
+            .env("LOG_LEVEL", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .context("start the consumer")?;
+        let url = format!("http://127.0.0.1:{}/metrics", args.metrics_port);
+        Ok(UnderTest { child, url })
     }
 
+    /// Polls until the consumer owns its partitions: joining the group is start-up cost
+    /// (tansu, like Kafka, delays the first rebalance by seconds), not throughput.
+    async fn assigned(&self, http: &reqwest::Client) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while get_metrics(http, &self.url)
+            .await
+            .is_none_or(|s| s.assigned_partitions == 0)
+        {
+            if Instant::now() > deadline {
+                bail!("the consumer did not start and join its group");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
+    /// Polls until every event is stored (as a flag-or-not or a dead letter).
+    async fn stored(&self, http: &reqwest::Client, events: u64) -> anyhow::Result<Scrape> {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let s = get_metrics(http, &self.url).await.unwrap_or_default();
+            if s.consumed + s.dead_letters >= events {
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the consumer stored {} of {events} messages in time",
+                    s.consumed + s.dead_letters
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Produces the corpus as fast as the broker takes it; returns the time it took.
+async fn produce(bootstrap: &str, topic: &str, corpus: &[Vec<u8>]) -> anyhow::Result<Duration> {
     let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &args.bootstrap_servers)
+        .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "5")
         .set("batch.size", "1000000")
         .create()?;
-    let mut generator = TrafficGenerator::new(42, args.flag_ratio, 0.001);
-    generator.event_bytes = args.event_bytes;
-    let cpu_before = cpu_seconds(pid)?;
     let started = Instant::now();
     let mut pending = Vec::new();
-    let mut bytes = 0usize;
-    for _ in 0..args.events {
-        let event = generator.next_event();
-        bytes += event.payload.len();
+    for payload in corpus {
         let delivery = producer
-            .send_result(FutureRecord::<(), [u8]>::to(&args.topic).payload(&event.payload))
+            .send_result(FutureRecord::<(), [u8]>::to(topic).payload(payload))
             .map_err(|(e, _)| e)?;
         pending.push(delivery);
         if pending.len() >= 5000 {
@@ -222,76 +257,110 @@ async fn main() -> anyhow::Result<()> {
     for d in pending.drain(..) {
         d.await?.map_err(|(e, _)| e)?;
     }
-    let produced = started.elapsed();
+    Ok(started.elapsed())
+}
 
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let last = loop {
-        let s = get_metrics(&http, &url).await.unwrap_or_default();
-        if s.consumed + s.dead_letters >= args.events {
-            break s;
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "the consumer stored {} of {} messages in time",
-                s.consumed + s.dead_letters,
-                args.events
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let elapsed = started.elapsed();
-    let cpu = cpu_seconds(pid)? - cpu_before;
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = consumer.wait();
-    let (servers, topic, events) = (
-        args.bootstrap_servers.clone(),
-        args.topic.clone(),
-        args.events,
-    );
-    let drained =
-        tokio::task::spawn_blocking(move || drain_rate(&servers, &topic, events)).await??;
-
-    let n = args.events as f64;
-    println!("events                 {}", args.events);
-    println!("mean event size        {:.0} bytes", bytes as f64 / n);
+/// One measurement: events/s from `started` to the last commit, consumer CPU per event
+/// since `cpu_before`, and the batch latency and breakdown from the consumer's metrics.
+fn report(title: &str, events: u64, elapsed: Duration, cpu: f64, last: &Scrape) {
+    let n = events as f64;
+    println!("{title}");
     println!(
-        "flagged                {} ({:.1} %)",
-        last.flagged,
-        100.0 * last.flagged as f64 / n
-    );
-    println!(
-        "produce rate           {:.0} events/s",
-        n / produced.as_secs_f64()
-    );
-    println!(
-        "end to end             {:.0} events/s ({:.2} s from first produce to last commit)",
+        "  end to end             {:.0} events/s ({:.2} s to the last commit)",
         n / elapsed.as_secs_f64(),
         elapsed.as_secs_f64()
     );
-    println!("broker alone           {drained:.0} events/s to a consumer that does nothing");
     println!(
-        "consumer CPU           {:.2} µs/event ({cpu:.2} s user+system)",
+        "  consumer CPU           {:.2} µs/event ({cpu:.2} s user+system)",
         cpu * 1e6 / n
     );
     println!(
-        "receipt → commit p50   ≤ {:.1} ms",
+        "  receipt → commit p50   ≤ {:.1} ms",
         quantile(&last.buckets, 0.50) * 1e3
     );
     println!(
-        "receipt → commit p99   ≤ {:.1} ms",
+        "  receipt → commit p99   ≤ {:.1} ms",
         quantile(&last.buckets, 0.99) * 1e3
     );
     println!(
-        "batches                {:.0} of {:.0} events on average",
+        "  batches                {:.0} of {:.0} events on average",
         last.batch_size.1,
         mean(last.batch_size)
     );
     println!(
-        "per batch              {:.1} ms parse + rules + sealing, {:.1} ms database transaction",
+        "  per batch              {:.1} ms parse + rules + sealing, {:.1} ms database transaction",
         mean(last.eval) * 1e3,
         mean(last.db_write) * 1e3
+    );
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let http = reqwest::Client::new();
+    // Generated before any clock starts, so the producer's cost is the broker client's only.
+    let mut generator = TrafficGenerator::new(42, args.flag_ratio, 0.001);
+    generator.event_bytes = args.event_bytes;
+    let corpus: Vec<Vec<u8>> = (0..args.events)
+        .map(|_| generator.next_event().payload)
+        .collect();
+    let bytes: usize = corpus.iter().map(Vec::len).sum();
+    let n = args.events;
+    println!("events                   {n}");
+    println!(
+        "mean event size          {:.0} bytes",
+        bytes as f64 / n as f64
+    );
+
+    // Live: the consumer is in its group and the events are produced while it runs.
+    let live_topic = format!("{}-live", args.topic);
+    let consumer = UnderTest::start(&args, &live_topic)?;
+    consumer.assigned(&http).await?;
+    let pid = consumer.child.id();
+    let cpu_before = cpu_seconds(pid)?;
+    let started = Instant::now();
+    let produced = produce(&args.bootstrap_servers, &live_topic, &corpus).await?;
+    let last = consumer.stored(&http, n).await?;
+    let (elapsed, cpu) = (started.elapsed(), cpu_seconds(pid)? - cpu_before);
+    consumer.stop();
+    println!(
+        "flagged                  {} ({:.1} %)",
+        last.flagged,
+        100.0 * last.flagged as f64 / n as f64
+    );
+    println!(
+        "produce rate             {:.0} events/s, while consuming",
+        n as f64 / produced.as_secs_f64()
+    );
+    report(
+        "live: produced while the consumer runs",
+        n,
+        elapsed,
+        cpu,
+        &last,
+    );
+
+    // Backlog: the whole corpus waits in the broker; the consumer drains it.
+    let backlog_topic = format!("{}-backlog", args.topic);
+    produce(&args.bootstrap_servers, &backlog_topic, &corpus).await?;
+    let consumer = UnderTest::start(&args, &backlog_topic)?;
+    consumer.assigned(&http).await?;
+    let pid = consumer.child.id();
+    let cpu_before = cpu_seconds(pid)?;
+    let started = Instant::now();
+    let last = consumer.stored(&http, n).await?;
+    let (elapsed, cpu) = (started.elapsed(), cpu_seconds(pid)? - cpu_before);
+    consumer.stop();
+    report("backlog: drained from the broker", n, elapsed, cpu, &last);
+
+    let (servers, topic) = (args.bootstrap_servers.clone(), backlog_topic);
+    let cpu_before = cpu_seconds(std::process::id())?;
+    let drained = tokio::task::spawn_blocking(move || drain_rate(&servers, &topic, n)).await??;
+    let cpu = cpu_seconds(std::process::id())? - cpu_before;
+    println!(
+        "broker alone             {drained:.0} events/s to a consumer that does nothing, \
+         {:.2} µs CPU/event in its Kafka client",
+        cpu * 1e6 / n as f64
     );
     Ok(())
 }
