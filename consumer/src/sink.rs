@@ -31,7 +31,8 @@ pub struct Stored {
 #[tracing::instrument(skip_all, fields(flags = batch.flags.len(), dead_letters = batch.dead_letters.len()))]
 pub async fn store_batch(pool: &PgPool, group: &str, batch: &Evaluated) -> Result<Stored, Error> {
     let mut tx = pool.begin().await?;
-    let stored_next = lock_offsets(&mut tx, group, batch).await?;
+    let next = next_offsets(batch);
+    let stored_next = lock_offsets(&mut tx, group, &next).await?;
     let fresh = |p: &Position| {
         stored_next
             .get(&(&*p.topic, p.partition))
@@ -49,7 +50,7 @@ pub async fn store_batch(pool: &PgPool, group: &str, batch: &Evaluated) -> Resul
             .filter(|d| fresh(&d.position))
             .count() as u64;
     stored.replayed = batch.messages as u64 - kept;
-    advance_offsets(&mut tx, group, batch).await?;
+    advance_offsets(&mut tx, group, &next).await?;
     tx.commit().await?;
     Ok(stored)
 }
@@ -74,9 +75,8 @@ pub fn next_offsets(batch: &Evaluated) -> BTreeMap<(&str, i32), i64> {
 async fn lock_offsets<'a>(
     tx: &mut PgConnection,
     group: &str,
-    batch: &'a Evaluated,
+    next: &BTreeMap<(&'a str, i32), i64>,
 ) -> Result<HashMap<(&'a str, i32), i64>, Error> {
-    let next = next_offsets(batch);
     let topics: Vec<&str> = next.keys().map(|(t, _)| *t).collect();
     let partitions: Vec<i32> = next.keys().map(|(_, p)| *p).collect();
     let rows: Vec<(String, i32, i64)> = sqlx::query_as(
@@ -104,9 +104,8 @@ async fn lock_offsets<'a>(
 async fn advance_offsets(
     tx: &mut PgConnection,
     group: &str,
-    batch: &Evaluated,
+    next: &BTreeMap<(&str, i32), i64>,
 ) -> Result<(), Error> {
-    let next = next_offsets(batch);
     sqlx::query(
         "UPDATE consumer_offsets o SET next_offset = x.n, updated_at = now()
          FROM UNNEST($2::text[], $3::int[], $4::bigint[]) AS x(t, p, n)
