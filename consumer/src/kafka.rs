@@ -179,7 +179,7 @@ pub fn connect(config: &Config, metrics: Arc<Metrics>) -> Result<Arc<KafkaConsum
         // librdkafka waits this long before fetching again once its prefetch queue was full
         // (1 s by default), which stalls a consumer that keeps up with the broker only just.
         .set("fetch.queue.backoff.ms", "20")
-        // Bounds the prefetched data per partition (64 MB by default).
+        // Bounds the prefetched data, all partitions together (64 MB by default).
         .set("queued.max.messages.kbytes", "16384")
         // Feeds the per-partition lag gauges.
         .set("statistics.interval.ms", "5000");
@@ -237,12 +237,13 @@ pub async fn next_batch(
         }
     };
     let first_received = Instant::now();
-    let mut messages = Vec::with_capacity(max);
-    messages.push(first);
-    let deadline = first_received + timeout;
+    let mut messages = vec![first];
+    // One timer for the whole batch, not one per message.
+    let deadline = tokio::time::sleep_until(first_received + timeout);
+    tokio::pin!(deadline);
     while messages.len() < max {
         tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => break,
+            _ = &mut deadline => break,
             received = consumer.recv() => match received {
                 Ok(m) => messages.push(topics.detach(&m)),
                 Err(e) => tracing::warn!(error = %e, "kafka receive failed"),

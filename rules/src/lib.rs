@@ -43,6 +43,7 @@ pub mod detector;
 mod error;
 mod event;
 mod matcher;
+mod overlap;
 mod pack;
 mod rule;
 mod ruleset;
