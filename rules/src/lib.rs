@@ -43,7 +43,6 @@ pub mod detector;
 mod error;
 mod event;
 mod matcher;
-mod overlap;
 mod pack;
 mod rule;
 mod ruleset;

@@ -3,14 +3,12 @@
 
 use std::sync::LazyLock;
 
-use aho_corasick::dfa::DFA;
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 use crate::detector::injection::InjectionScanner;
 use crate::detector::pii::{self, PiiKind};
 use crate::detector::secrets::SecretScanner;
-use crate::overlap;
 use crate::ruleset::{Compiled, RuleSet};
 use crate::text::{Encoding, Smuggling};
 use crate::{Error, Field, RuleKind};
@@ -60,10 +58,7 @@ struct Pattern {
 pub(crate) struct Matchers {
     /// Keyword literals, followed by the injection anchors when the set has both: one
     /// automaton pass then serves the two, which is most of the cost on clean prose.
-    keywords: Option<DFA>,
-    /// Without the anchors most texts hold no keyword: this prefiltered automaton says so
-    /// before the walk that visits every byte.
-    keyword_gate: Option<AhoCorasick>,
+    keywords: Option<AhoCorasick>,
     keyword_meta: Vec<Keyword>,
     anchors_in_keywords: bool,
     regex_set: Option<RegexSet>,
@@ -213,22 +208,21 @@ impl Matchers {
         }
         let with_anchors = !literals.is_empty() && injection_rules.iter().any(|r| !r.is_empty());
         if !literals.is_empty() {
+            let mut builder = AhoCorasickBuilder::new();
             let mut needles: Vec<&[u8]> = literals.iter().map(|l| l.as_bytes()).collect();
-            let invalid =
-                |e: aho_corasick::BuildError| Error::InvalidPack(format!("keyword automaton: {e}"));
             if with_anchors {
+                // Hundreds of short caseless needles: a DFA visits each byte once (see
+                // the injection scanner).
+                builder.kind(Some(AhoCorasickKind::DFA));
                 needles.extend(injection.needles().iter().map(Vec::as_slice));
-            } else {
-                m.keyword_gate = Some(
-                    AhoCorasickBuilder::new()
-                        .ascii_case_insensitive(true)
-                        .build(&needles)
-                        .map_err(invalid)?,
-                );
             }
-            // Hundreds of short caseless needles: a DFA visits each byte once (see the
-            // injection scanner).
-            m.keywords = Some(overlap::build(&needles).map_err(invalid)?);
+            m.keywords = Some(
+                builder
+                    .match_kind(MatchKind::Standard)
+                    .ascii_case_insensitive(true)
+                    .build(&needles)
+                    .map_err(|e| Error::InvalidPack(format!("keyword automaton: {e}")))?,
+            );
             m.anchors_in_keywords = with_anchors;
         }
         if !regex_sources.is_empty() {
@@ -302,20 +296,18 @@ impl Matchers {
         // keyword. With the injection anchors folded in, one overlapping pass collects both;
         // anchors are kept non-overlapping, as the scanner's own search would report them.
         let mut anchors = Vec::new();
-        let keywords = self.keywords.as_ref().filter(|_| {
-            self.keyword_gate
-                .as_ref()
-                .is_none_or(|gate| gate.is_match(text))
-        });
-        if let Some(dfa) = keywords {
+        let keywords = self
+            .keywords
+            .as_ref()
+            .filter(|ac| self.anchors_in_keywords || ac.is_match(text));
+        if let Some(ac) = keywords {
             let mut next_anchor = 0;
-            let mut found = Vec::new();
-            overlap::find(dfa, text.as_bytes(), &mut found);
-            for (pattern, s, e) in found {
-                let Some(k) = self.keyword_meta.get(pattern) else {
+            for m in ac.find_overlapping_iter(text) {
+                let (s, e) = (m.start(), m.end());
+                let Some(k) = self.keyword_meta.get(m.pattern().as_usize()) else {
                     if s >= next_anchor {
                         next_anchor = e;
-                        anchors.push((pattern - self.keyword_meta.len(), s, e));
+                        anchors.push((m.pattern().as_usize() - self.keyword_meta.len(), s, e));
                     }
                     continue;
                 };
