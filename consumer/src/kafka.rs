@@ -18,12 +18,17 @@ use tokio_util::sync::CancellationToken;
 use crate::batch::Message;
 use crate::config::{Config, Secret};
 use crate::metrics::Metrics;
+use crate::pipeline::InFlight;
 use crate::Error;
 
 pub type KafkaConsumer = StreamConsumer<Context>;
 
 /// How long start-up waits for the brokers to describe the topic.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest a revocation waits for the batches being written (a database outage must not
+/// hold the group's rebalance hostage).
+const REVOKE_WAIT: Duration = Duration::from_secs(10);
 
 /// Longest a rebalance waits for PostgreSQL's offsets before falling back to Kafka's.
 const STORED_OFFSETS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,6 +43,7 @@ pub struct Context {
     database_url: Secret,
     group: String,
     metrics: Arc<Metrics>,
+    pub in_flight: Arc<InFlight>,
 }
 
 impl ClientContext for Context {
@@ -91,6 +97,14 @@ impl ConsumerContext for Context {
                     self.metrics.clear_lag(e.topic(), e.partition());
                 }
                 tracing::info!(partitions = tpl.count(), "partitions revoked");
+                // The partitions leave with their batches written, so their next owner
+                // starts where this member stopped instead of re-reading and skipping.
+                if !self.in_flight.wait_until_written(REVOKE_WAIT) {
+                    tracing::warn!(
+                        "batches were still being written when partitions were revoked; \
+                         the offset check in their transaction keeps them exact"
+                    );
+                }
                 if cooperative {
                     consumer.incremental_unassign(tpl)
                 } else {
@@ -190,6 +204,7 @@ pub fn connect(config: &Config, metrics: Arc<Metrics>) -> Result<Arc<KafkaConsum
         database_url: config.database_url.clone(),
         group: config.kafka_group_id.clone(),
         metrics,
+        in_flight: Arc::default(),
     };
     let consumer: KafkaConsumer = client.create_with_context(context)?;
     Ok(Arc::new(consumer))

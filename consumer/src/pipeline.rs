@@ -3,7 +3,7 @@
 //! Kafka. A channel of one batch joins them, so the next batch is read and evaluated while
 //! the last is written, and at most three batches are in memory.
 
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use flagstream_rules::RuleSet;
@@ -26,6 +26,55 @@ const MIN_PART: usize = 256;
 
 /// An evaluated batch on its way to the database, with the arrival of its first message.
 pub type Ready = (Evaluated, Instant);
+
+/// How many batches were handed to the store stage and are not yet committed or abandoned.
+/// A partition revocation waits for none to be left (see [`crate::kafka::Context`]).
+#[derive(Debug, Default)]
+pub struct InFlight {
+    count: Mutex<usize>,
+    changed: Condvar,
+}
+
+impl InFlight {
+    pub fn add(&self) {
+        *self.count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+    }
+
+    pub fn done(&self) {
+        let mut count = self.count.lock().unwrap_or_else(PoisonError::into_inner);
+        *count = count.saturating_sub(1);
+        self.changed.notify_all();
+    }
+
+    /// The store stage stopped: what is left will never be written by this member.
+    pub fn abandon_all(&self) {
+        *self.count.lock().unwrap_or_else(PoisonError::into_inner) = 0;
+        self.changed.notify_all();
+    }
+
+    /// Blocks until no batch is in flight; false if `timeout` passed first. Called from the
+    /// rebalance callback, inside a runtime worker: the worker's other tasks move to another
+    /// thread meanwhile, so the store stage keeps its I/O even on a one-worker runtime.
+    pub fn wait_until_written(&self, timeout: Duration) -> bool {
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi_thread {
+            tokio::task::block_in_place(|| self.wait(timeout))
+        } else {
+            self.wait(timeout)
+        }
+    }
+
+    fn wait(&self, timeout: Duration) -> bool {
+        let count = self.count.lock().unwrap_or_else(PoisonError::into_inner);
+        let (count, waited) = self
+            .changed
+            .wait_timeout_while(count, timeout, |n| *n > 0)
+            .unwrap_or_else(PoisonError::into_inner);
+        drop(count);
+        !waited.timed_out()
+    }
+}
 
 pub struct Fetch {
     pub consumer: Arc<KafkaConsumer>,
@@ -53,7 +102,10 @@ pub async fn fetch_and_evaluate(
         f.metrics
             .eval_seconds
             .observe(started.elapsed().as_secs_f64());
+        let in_flight = &f.consumer.context().in_flight;
+        in_flight.add();
         if out.send((evaluated, fetched.first_received)).await.is_err() {
+            in_flight.done();
             break;
         }
     }
@@ -103,6 +155,20 @@ pub async fn store_all(
     metrics: &Metrics,
     shutdown: &CancellationToken,
 ) -> Result<(), Error> {
+    let in_flight = &consumer.context().in_flight;
+    let stored = store_in_order(pool, consumer, group, &mut incoming, metrics, shutdown).await;
+    in_flight.abandon_all();
+    stored
+}
+
+async fn store_in_order(
+    pool: &PgPool,
+    consumer: &Arc<KafkaConsumer>,
+    group: &str,
+    incoming: &mut mpsc::Receiver<Ready>,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+) -> Result<(), Error> {
     while let Some((evaluated, received)) = incoming.recv().await {
         if !store_with_retry(pool, consumer, group, &evaluated, metrics, shutdown).await {
             break;
@@ -117,10 +183,11 @@ pub async fn store_all(
         } else {
             CommitMode::Async
         };
-        let consumer = Arc::clone(consumer);
-        tokio::task::spawn_blocking(move || kafka::commit(&consumer, &list, mode))
+        let committer = Arc::clone(consumer);
+        tokio::task::spawn_blocking(move || kafka::commit(&committer, &list, mode))
             .await
             .map_err(|e| Error::Worker(e.to_string()))?;
+        consumer.context().in_flight.done();
     }
     Ok(())
 }
@@ -192,4 +259,35 @@ async fn store_with_retry(
         .map_or(0.0, |d| d.as_secs_f64());
     metrics.last_commit.set(now);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_revocation_waits_for_batches_in_flight_and_gives_up_at_its_deadline() {
+        let in_flight = Arc::new(InFlight::default());
+        assert!(
+            in_flight.wait_until_written(Duration::ZERO),
+            "nothing in flight"
+        );
+
+        in_flight.add();
+        in_flight.add();
+        assert!(!in_flight.wait_until_written(Duration::from_millis(1)));
+        let writer = {
+            let in_flight = Arc::clone(&in_flight);
+            std::thread::spawn(move || {
+                in_flight.done();
+                in_flight.done();
+            })
+        };
+        assert!(in_flight.wait_until_written(Duration::from_secs(30)));
+        writer.join().unwrap();
+
+        in_flight.add();
+        in_flight.abandon_all();
+        assert!(in_flight.wait_until_written(Duration::ZERO));
+    }
 }
