@@ -69,10 +69,10 @@ impl Event {
         })?;
         let top: Top =
             serde_json::from_str(text).map_err(|e| EventError::NotJson(e.to_string()))?;
-        let Top(Some(mut w)) = top else {
+        let Top(Some(w)) = top else {
             return Err(EventError::NotObject);
         };
-        let id = match w.id.take() {
+        let id = match w.id {
             None | Some(Value::Null) => match origin {
                 Some(o) => format!("{}/{}/{}", o.topic, o.partition, o.offset),
                 None => return Err(EventError::MissingField("id")),
@@ -81,27 +81,27 @@ impl Event {
             Some(Value::Number(n)) => n.to_string(),
             Some(_) => return Err(wrong("id", "a non-empty string")),
         };
-        let timestamp = parse_timestamp(required(w.timestamp.take(), "timestamp")?)?;
-        let src_ip = required_string(w.src_ip.take(), "src_ip")?;
+        let timestamp = parse_timestamp(required(w.timestamp, "timestamp")?)?;
+        let src_ip = required_string(w.src_ip, "src_ip")?;
         let src_ip = src_ip
             .trim()
             .parse()
             .map_err(|_| wrong("src_ip", "an IPv4 or IPv6 address"))?;
-        let provider = required_string(w.provider.take(), "provider")?;
-        let model = required_string(w.model.take(), "model")?;
+        let provider = required_string(w.provider, "provider")?;
+        let model = required_string(w.model, "model")?;
         let mut texts = Texts::default();
-        let messages = w.messages.take().filter(|m| !m.is_null());
+        let messages = w.messages.filter(|m| !m.is_null());
         if let Some(messages) = &messages {
             if !messages.is_array() {
                 return Err(wrong("messages", "an array"));
             }
             texts.add_messages(messages);
         }
-        if let Some(system) = w.system.take() {
+        if let Some(system) = w.system {
             texts.add_system(&system);
         }
         // `prompt` is required as in FlagWise, unless the body's `messages[]` carries it.
-        let prompt = match (w.prompt.take(), texts.prompt()) {
+        let prompt = match (w.prompt, texts.prompt()) {
             (Some(Value::String(s)), None) => s,
             (Some(Value::String(s)), Some(m)) if s.is_empty() => m,
             (Some(Value::String(s)), Some(m)) => format!("{s}\n{m}"),
@@ -110,13 +110,13 @@ impl Event {
             (None | Some(Value::Null), None) => return Err(EventError::MissingField("prompt")),
             (Some(_), _) => return Err(wrong("prompt", "a string")),
         };
-        let response = match w.response.take() {
+        let response = match w.response {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s),
             Some(other) if texts.add_response(&other) => texts.response(),
             Some(other) => Some(other.to_string()),
         };
-        let cost_usd = match w.cost_usd.take() {
+        let cost_usd = match w.cost_usd {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) => n.as_f64().filter(|c| c.is_finite() && *c >= 0.0),
             Some(_) => return Err(wrong("cost_usd", "a non-negative number")),
@@ -131,17 +131,17 @@ impl Event {
             system: texts.system(),
             response,
             tool_args: texts.tool_args(),
-            user: optional_string(w.user.take(), "user")?,
-            app: optional_string(w.app.take(), "app")?,
-            team: optional_string(w.team.take(), "team")?,
-            tokens_in: optional_uint(w.tokens_in.take(), "tokens_in")?.or(texts.tokens_in),
-            tokens_out: optional_uint(w.tokens_out.take(), "tokens_out")?.or(texts.tokens_out),
+            user: optional_string(w.user, "user")?,
+            app: optional_string(w.app, "app")?,
+            team: optional_string(w.team, "team")?,
+            tokens_in: optional_uint(w.tokens_in, "tokens_in")?.or(texts.tokens_in),
+            tokens_out: optional_uint(w.tokens_out, "tokens_out")?.or(texts.tokens_out),
             cost_usd,
-            endpoint: optional_string(w.endpoint.take(), "endpoint")?,
-            method: optional_string(w.method.take(), "method")?,
-            headers: parse_headers(w.headers.take())?,
-            duration_ms: optional_uint(w.duration_ms.take(), "duration_ms")?,
-            status_code: optional_uint(w.status_code.take(), "status_code")?
+            endpoint: optional_string(w.endpoint, "endpoint")?,
+            method: optional_string(w.method, "method")?,
+            headers: parse_headers(w.headers)?,
+            duration_ms: optional_uint(w.duration_ms, "duration_ms")?,
+            status_code: optional_uint(w.status_code, "status_code")?
                 .map(u16::try_from)
                 .transpose()
                 .map_err(|_| wrong("status_code", "an HTTP status code"))?,
