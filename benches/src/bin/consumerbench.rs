@@ -4,6 +4,7 @@
 //! time per event (from /proc) and the receipt → commit latency of its batches (from its
 //! own histogram). `scripts/bench-consumer` provisions the services and runs this.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -322,6 +323,27 @@ fn report(title: &str, events: u64, elapsed: Duration, cpu: f64, last: &Scrape) 
     );
 }
 
+/// Starts the consumer on `topic` and, once it owns its partitions, runs `during` and waits
+/// until every event is stored: returns what `during` gave, the time and consumer CPU
+/// seconds from then, and the consumer's last metrics.
+async fn measure<T>(
+    args: &Args,
+    http: &reqwest::Client,
+    topic: &str,
+    during: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<(T, Duration, f64, Scrape)> {
+    let consumer = UnderTest::start(args, topic)?;
+    consumer.assigned(http).await?;
+    let pid = consumer.child.id();
+    let cpu_before = cpu_seconds(pid)?;
+    let started = Instant::now();
+    let value = during.await?;
+    let last = consumer.stored(http, args.events).await?;
+    let (elapsed, cpu) = (started.elapsed(), cpu_seconds(pid)? - cpu_before);
+    consumer.stop();
+    Ok((value, elapsed, cpu, last))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -344,23 +366,15 @@ async fn main() -> anyhow::Result<()> {
 
     // Live: the consumer is in its group and the events are produced while it runs.
     let live_topic = format!("{}-live", args.topic);
-    let consumer = UnderTest::start(&args, &live_topic)?;
-    consumer.assigned(&http).await?;
-    let pid = consumer.child.id();
-    let cpu_before = cpu_seconds(pid)?;
-    let started = Instant::now();
     let producing = {
         let (servers, topic, corpus) = (
             args.bootstrap_servers.clone(),
             live_topic.clone(),
             Arc::clone(&corpus),
         );
-        tokio::task::spawn_blocking(move || produce(&servers, &topic, &corpus))
+        async move { tokio::task::spawn_blocking(move || produce(&servers, &topic, &corpus)).await? }
     };
-    let produced = producing.await??;
-    let last = consumer.stored(&http, n).await?;
-    let (elapsed, cpu) = (started.elapsed(), cpu_seconds(pid)? - cpu_before);
-    consumer.stop();
+    let (produced, elapsed, cpu, last) = measure(&args, &http, &live_topic, producing).await?;
     println!(
         "flagged                  {} ({:.1} %)",
         last.flagged,
@@ -388,14 +402,7 @@ async fn main() -> anyhow::Result<()> {
         n as f64 / produced.as_secs_f64(),
         cpu * 1e6 / n as f64
     );
-    let consumer = UnderTest::start(&args, &backlog_topic)?;
-    consumer.assigned(&http).await?;
-    let pid = consumer.child.id();
-    let cpu_before = cpu_seconds(pid)?;
-    let started = Instant::now();
-    let last = consumer.stored(&http, n).await?;
-    let (elapsed, cpu) = (started.elapsed(), cpu_seconds(pid)? - cpu_before);
-    consumer.stop();
+    let ((), elapsed, cpu, last) = measure(&args, &http, &backlog_topic, async { Ok(()) }).await?;
     report("backlog: drained from the broker", n, elapsed, cpu, &last);
 
     let (servers, topic) = (args.bootstrap_servers.clone(), backlog_topic);
