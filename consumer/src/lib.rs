@@ -105,7 +105,7 @@ pub async fn run(
         let _ = ready.send(metrics_addr);
     }
 
-    let (ready, incoming) = mpsc::channel(1);
+    let (to_store, incoming) = mpsc::channel(1);
     let fetch = pipeline::Fetch {
         consumer: Arc::clone(&consumer),
         batch_size: config.batch_size,
@@ -115,7 +115,13 @@ pub async fn run(
         storage,
         metrics: Arc::clone(&metrics),
     };
-    let fetching = tokio::spawn(pipeline::fetch_and_evaluate(fetch, ready, shutdown.clone()));
+    // Whatever ends the store stage (shutdown, or an error) ends the fetch stage too.
+    let stop_fetching = shutdown.child_token();
+    let fetching = tokio::spawn(pipeline::fetch_and_evaluate(
+        fetch,
+        to_store,
+        stop_fetching.clone(),
+    ));
     let stored = pipeline::store_all(
         &pool,
         &consumer,
@@ -125,6 +131,7 @@ pub async fn run(
         &shutdown,
     )
     .await;
+    stop_fetching.cancel();
     let fetched = fetching.await.map_err(|e| Error::Worker(e.to_string()))?;
     consumer.unsubscribe();
     stored?;
