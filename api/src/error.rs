@@ -33,8 +33,8 @@ pub enum Error {
     Unavailable(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Schema(#[from] flagstream_migrations::Error),
     #[error("configuration: {0}")]
     Config(String),
     #[error("{0}")]
@@ -94,7 +94,7 @@ impl IntoResponse for Error {
             Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Error::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            Error::Database(_) | Error::Migrate(_) | Error::Config(_) | Error::Internal(_) => {
+            Error::Database(_) | Error::Schema(_) | Error::Config(_) | Error::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         };

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 mod error;
 mod extract;
+pub mod healthcheck;
 pub mod metrics;
 mod routes;
 pub mod state;
@@ -24,11 +25,29 @@ pub use error::Error;
 pub use routes::{endpoints, matrix, openapi_document, router, Endpoint, Hardening};
 use state::AppState;
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+pub use flagstream_migrations::MIGRATOR;
 
-/// Connects lazily, so the API can start and report "not ready" while the database is down,
-/// and migrates when asked.
+/// Connects lazily, so the API can start and report "not ready" while the database is down.
+/// Migrates when asked; otherwise refuses a reachable database whose schema this build does
+/// not match (see [`flagstream_migrations::check`]).
 pub async fn connect(config: &Config) -> Result<PgPool, Error> {
+    let pool = pool(config)?;
+    if config.migrate_on_start {
+        flagstream_migrations::migrate(&pool).await?;
+    } else {
+        match flagstream_migrations::check(&pool).await {
+            Ok(_) => {}
+            Err(flagstream_migrations::Error::Database(e)) => {
+                tracing::warn!(error = %e, "database unreachable at start-up; /ready reports it");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(pool)
+}
+
+/// The pool alone, for commands that decide themselves what to do with the schema.
+pub fn pool(config: &Config) -> Result<PgPool, Error> {
     let url = config
         .database_url
         .as_ref()
@@ -37,10 +56,15 @@ pub async fn connect(config: &Config) -> Result<PgPool, Error> {
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(5))
         .connect_lazy(url.expose())?;
-    if config.migrate_on_start {
-        MIGRATOR.run(&pool).await?;
-    }
     Ok(pool)
+}
+
+/// `flagstream-api migrate`: applies the pending migrations, or with `--check` only waits
+/// for the schema to be current. Returns what to tell the operator.
+pub async fn migrate(config: &Config, args: &config::MigrateArgs) -> Result<String, Error> {
+    let pool = pool(config)?;
+    let wait = args.check.then(|| Duration::from_secs(args.wait_secs));
+    Ok(flagstream_migrations::command(&pool, wait).await?)
 }
 
 pub fn hardening(config: &Config) -> Hardening {

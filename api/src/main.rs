@@ -20,6 +20,11 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("flagstream-api failed")
         }
+        Command::Migrate(args) => {
+            println!("{}", flagstream_api::migrate(&config, &args).await?);
+            Ok(())
+        }
+        Command::Healthcheck { url } => Ok(flagstream_api::healthcheck::probe(&url).await?),
         Command::Routes => {
             print!("{}", flagstream_api::matrix());
             Ok(())

@@ -107,6 +107,21 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// `flagstream-consumer migrate`: apply the database migrations and exit.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "flagstream-consumer migrate")]
+pub struct MigrateArgs {
+    /// PostgreSQL connection URL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Secret,
+    /// Only check that the schema is current; apply nothing (exit 1 if it is not).
+    #[arg(long)]
+    pub check: bool,
+    /// With --check: keep checking this long for the schema to become current.
+    #[arg(long, default_value_t = 0)]
+    pub wait_secs: u64,
+}
+
 impl Config {
     pub fn batch_timeout(&self) -> Duration {
         Duration::from_millis(self.batch_timeout_ms)

@@ -8,8 +8,8 @@ pub enum Error {
     MissingTopic(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Schema(#[from] flagstream_migrations::Error),
     #[error("rules: {0}")]
     Rules(#[from] flagstream_rules::Error),
     #[error("i/o: {0}")]

@@ -36,8 +36,10 @@ use crate::config::{Secret, StoreContent};
 use crate::metrics::Metrics;
 use flagstream_rules::content::Keyring;
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+pub use flagstream_migrations::MIGRATOR;
 
+/// Connects, then migrates when asked; otherwise refuses a schema this build does not match
+/// (unmigrated, newer, or altered), before consuming anything.
 pub async fn connect_database(config: &Config) -> Result<PgPool, Error> {
     let pool = PgPoolOptions::new()
         .max_connections(4)
@@ -45,9 +47,22 @@ pub async fn connect_database(config: &Config) -> Result<PgPool, Error> {
         .connect(config.database_url.expose())
         .await?;
     if config.migrate_on_start {
-        MIGRATOR.run(&pool).await?;
+        flagstream_migrations::migrate(&pool).await?;
+    } else {
+        flagstream_migrations::check(&pool).await?;
     }
     Ok(pool)
+}
+
+/// `flagstream-consumer migrate`: the same one-shot step as `flagstream-api migrate`, so a
+/// deployment can run it from either binary.
+pub async fn migrate(args: &config::MigrateArgs) -> Result<String, Error> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy(args.database_url.expose())?;
+    let wait = args.check.then(|| Duration::from_secs(args.wait_secs));
+    Ok(flagstream_migrations::command(&pool, wait).await?)
 }
 
 /// Checks the settings that must never be silently wrong, before touching any service.

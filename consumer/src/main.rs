@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use flagstream_consumer::config::MigrateArgs;
 use flagstream_consumer::scan::{self, ScanArgs};
 use flagstream_consumer::{telemetry, Config};
 use tokio_util::sync::CancellationToken;
@@ -10,9 +11,18 @@ fn main() -> anyhow::Result<()> {
     // `scan` is offline and needs none of the consumer's settings, so it is dispatched
     // before they are parsed (and required).
     let mut args = std::env::args_os();
-    if std::env::args_os().nth(1).is_some_and(|a| a == "scan") {
+    let command = std::env::args_os().nth(1);
+    if command.as_ref().is_some_and(|a| a == "scan") {
         args.next();
         scan::run(ScanArgs::parse_from(args)).context("scan failed")?;
+        return Ok(());
+    }
+    if command.as_ref().is_some_and(|a| a == "migrate") {
+        args.next();
+        let args = MigrateArgs::parse_from(args);
+        let runtime =
+            tokio::runtime::Runtime::new().context("failed to start the async runtime")?;
+        println!("{}", runtime.block_on(flagstream_consumer::migrate(&args))?);
         return Ok(());
     }
     let config = Config::parse().with_kafka_env(std::env::vars());

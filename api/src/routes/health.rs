@@ -1,4 +1,3 @@
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -17,41 +16,37 @@ pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: the database answers and every migration this build expects is applied.
+/// Readiness: the database answers and its schema is the one this build expects.
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let applied = tokio::time::timeout(
-        CHECK_TIMEOUT,
-        sqlx::query_scalar::<_, i64>("SELECT version FROM _sqlx_migrations WHERE success")
-            .fetch_all(&state.pool),
-    )
-    .await;
-    let expected: BTreeSet<i64> = MIGRATOR.iter().map(|m| m.version).collect();
-    let (database, migrations) = match applied {
+    use flagstream_migrations::Error as Schema;
+    let expected = MIGRATOR.iter().count();
+    let checked =
+        tokio::time::timeout(CHECK_TIMEOUT, flagstream_migrations::check(&state.pool)).await;
+    let (database, migrations) = match checked {
         Err(_) => (
             json!({"status": "down", "error": "timed out"}),
             json!({"status": "unknown"}),
         ),
-        // A missing migrations table means a reachable, unmigrated database.
-        Ok(Err(sqlx::Error::Database(e))) if e.code().as_deref() == Some("42P01") => (
+        Ok(Ok(status)) => (
             json!({"status": "ok"}),
-            json!({"status": "pending", "applied": 0, "expected": expected.len()}),
+            json!({"status": "ok", "applied": status.applied, "expected": expected}),
         ),
-        Ok(Err(e)) => {
+        Ok(Err(Schema::Behind { applied, .. })) => (
+            json!({"status": "ok"}),
+            json!({"status": "pending", "applied": applied, "expected": expected}),
+        ),
+        Ok(Err(Schema::Database(e))) => {
             tracing::warn!(error = %e, "readiness check failed");
             (
                 json!({"status": "down", "error": "unreachable"}),
                 json!({"status": "unknown"}),
             )
         }
-        Ok(Ok(versions)) => {
-            let applied: BTreeSet<i64> = versions.into_iter().collect();
-            let missing = expected.difference(&applied).count();
-            let status = if missing == 0 { "ok" } else { "pending" };
-            (
-                json!({"status": "ok"}),
-                json!({"status": status, "applied": applied.len(), "expected": expected.len()}),
-            )
-        }
+        // Newer, failed or altered: this build must not serve it; the message says why.
+        Ok(Err(e)) => (
+            json!({"status": "ok"}),
+            json!({"status": "mismatch", "error": e.to_string()}),
+        ),
     };
     let ready = database["status"] == "ok" && migrations["status"] == "ok";
     let code = if ready {

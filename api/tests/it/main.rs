@@ -6,6 +6,7 @@ mod flags;
 mod health;
 mod matrix;
 mod rules;
+mod schema;
 mod stats;
 mod triage;
 
