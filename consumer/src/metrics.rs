@@ -20,6 +20,10 @@ use crate::Error;
 
 type Labels = Vec<(&'static str, String)>;
 
+/// Every `errors_total` kind, exported as 0 from the start so a rate over them exists (and
+/// dashboards and alerts see a series) before the first error.
+const ERROR_KINDS: [&str; 3] = ["database", "kafka", "rules"];
+
 pub struct Metrics {
     registry: Registry,
     pub events: Counter,
@@ -144,6 +148,11 @@ impl Metrics {
             "Evaluation time of each rule alone per 2 KB sample event, measured at load",
             m.rule_cost.clone(),
         );
+        for kind in ERROR_KINDS {
+            m.errors
+                .get_or_create(&vec![("kind", kind.to_owned())])
+                .inc_by(0);
+        }
         m
     }
 
@@ -158,6 +167,7 @@ impl Metrics {
     }
 
     pub fn error(&self, kind: &'static str) {
+        debug_assert!(ERROR_KINDS.contains(&kind), "unlisted error kind {kind}");
         self.errors
             .get_or_create(&vec![("kind", kind.to_owned())])
             .inc();

@@ -3,9 +3,9 @@
 //! (or, should a notification be lost, when a periodic check sees a new version).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use flagstream_rules::{Pack, Rule, RuleSet};
+use flagstream_rules::{Event, Pack, Rule, RuleSet};
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -49,10 +49,39 @@ pub async fn seed(pool: &PgPool, pack: &str) -> Result<u64, Error> {
     Ok(seeded)
 }
 
-/// The stored rules compiled, and those that were skipped with their reasons.
+/// The stored rules compiled, those that were skipped with their reasons, and what each
+/// good rule costs alone.
 pub struct Loaded {
     pub set: RuleSet,
     pub rejected: Vec<(String, String)>,
+    pub costs: Vec<(String, f64)>,
+}
+
+/// Prose with the words real prompts are full of (and a few a rule looks for), 2 KB, the
+/// sample each rule's cost is measured on.
+const COST_SAMPLE_SENTENCE: &str = "Please review the system design notes above and ignore \
+    the typo in the second paragraph; the API key rotation policy, the password reset flow \
+    and the token budget for each prompt are described in the instructions below. ";
+
+fn cost_sample() -> Option<Event> {
+    let prompt = COST_SAMPLE_SENTENCE.repeat(2048 / COST_SAMPLE_SENTENCE.len() + 1);
+    let event = serde_json::json!({
+        "id": "cost-sample", "timestamp": "2026-01-01T00:00:00Z", "src_ip": "10.0.0.1", "provider": "openai",
+        "model": "gpt-4o", "prompt": &prompt[..2048], "response": "",
+    });
+    Event::parse(event.to_string().as_bytes(), None).ok()
+}
+
+/// The fastest of a few evaluations of the sample by a set holding one rule: stable enough
+/// to spot a rule that costs ten times the others, cheap enough for every reload.
+fn cost(set: &RuleSet, sample: &Event) -> f64 {
+    (0..5)
+        .map(|_| {
+            let started = Instant::now();
+            std::hint::black_box(set.evaluate(sample));
+            started.elapsed().as_secs_f64()
+        })
+        .fold(f64::MAX, f64::min)
 }
 
 /// Reads every stored rule and the rule-set version in one snapshot and compiles them. A
@@ -73,6 +102,8 @@ pub async fn load(pool: &PgPool, threshold: u32) -> Result<Loaded, Error> {
     };
     let mut good = Vec::new();
     let mut rejected = Vec::new();
+    let mut costs = Vec::new();
+    let sample = cost_sample();
     for (id, definition) in rows {
         let rule = match serde_json::from_value::<Rule>(definition) {
             Ok(rule) if rule.id == id => rule,
@@ -86,14 +117,23 @@ pub async fn load(pool: &PgPool, threshold: u32) -> Result<Loaded, Error> {
             }
         };
         match RuleSet::build(vec![rule.clone()]) {
-            Ok(_) => good.push(rule),
+            Ok(alone) => {
+                if let Some(sample) = &sample {
+                    costs.push((id, cost(&alone, sample)));
+                }
+                good.push(rule);
+            }
             Err(e) => rejected.push((id, e.to_string())),
         }
     }
     let set = RuleSet::build(good)?
         .with_threshold(threshold)
         .with_version(u64::try_from(version).unwrap_or(0));
-    Ok(Loaded { set, rejected })
+    Ok(Loaded {
+        set,
+        rejected,
+        costs,
+    })
 }
 
 /// Loads the rules, reports what was skipped and publishes the set.
@@ -113,6 +153,7 @@ pub async fn reload(
         .set(i64::try_from(version).unwrap_or(i64::MAX));
     metrics.rules_active.set(loaded.set.rules().len() as i64);
     metrics.rules_rejected.set(loaded.rejected.len() as i64);
+    metrics.set_rule_costs(loaded.costs);
     tracing::info!(
         version,
         rules = loaded.set.rules().len(),
@@ -186,5 +227,18 @@ pub async fn watch(
                 tracing::warn!(error = %e, "reloading rules failed; keeping the current set");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_good_rule_has_a_cost_measured_on_a_2kb_event() {
+        let sample = cost_sample().expect("the sample parses");
+        assert_eq!(sample.prompt.len(), 2048);
+        let set = RuleSet::build(Pack::builtin("default").unwrap().rules).unwrap();
+        assert!(cost(&set, &sample) > 0.0);
     }
 }

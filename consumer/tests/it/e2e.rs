@@ -1,11 +1,12 @@
 //! End to end on real processes: the tansu broker, the consumer and API binaries, PostgreSQL.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::procs::{binary, free_port, start_consumer, start_tansu, wait_for_port, Process};
+use crate::procs::{
+    free_port, start_api, start_consumer, start_tansu, wait_for_port, ADMIN_PASSWORD,
+};
 use crate::support::{self, count, event, unique, wait_for_rows, CLEAN, FLAGGABLE};
 
 const WITHIN: Duration = Duration::from_secs(90);
@@ -17,21 +18,8 @@ async fn events_flow_from_the_broker_through_the_consumer_to_the_api() {
     let db = support::fresh_database().await;
     let api_port = free_port();
     let metrics_port = free_port();
-    let password = "e2e-admin-password-0123";
-    let _api = Process::start(
-        "api",
-        Command::new(binary("flagstream-api"))
-            .env("DATABASE_URL", &db.url)
-            .env("API_LISTEN", format!("127.0.0.1:{api_port}"))
-            .env("API_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
-            .env(
-                "JWT_SECRET_KEY",
-                "e2e-jwt-secret-0123456789abcdef0123456789",
-            )
-            .env("BOOTSTRAP_ADMIN_USERNAME", "admin")
-            .env("BOOTSTRAP_ADMIN_PASSWORD", password)
-            .env("ENCRYPTION_KEY", support::TEST_KEY),
-    );
+    let _api = start_api(&db.url, api_port, metrics_port);
+    let password = ADMIN_PASSWORD;
     let consumer = start_consumer(&db.url, &bootstrap, &topic, "flagstream-e2e", None);
 
     let mut messages = Vec::new();

@@ -3,6 +3,7 @@
 
 mod e2e;
 mod faults;
+mod monitoring;
 mod pipeline;
 mod procs;
 mod support;

@@ -116,6 +116,27 @@ pub async fn start_tansu(topic: &str, partitions: u32) -> (Process, String) {
     (broker, format!("127.0.0.1:{port}"))
 }
 
+/// The password of the API's bootstrap admin, `admin`.
+pub const ADMIN_PASSWORD: &str = "e2e-admin-password-0123";
+
+/// Starts the API binary with a bootstrap admin (see [`ADMIN_PASSWORD`]).
+pub fn start_api(database_url: &str, port: u16, metrics_port: u16) -> Process {
+    Process::start(
+        "api",
+        Command::new(binary("flagstream-api"))
+            .env("DATABASE_URL", database_url)
+            .env("API_LISTEN", format!("127.0.0.1:{port}"))
+            .env("API_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
+            .env(
+                "JWT_SECRET_KEY",
+                "e2e-jwt-secret-0123456789abcdef0123456789",
+            )
+            .env("BOOTSTRAP_ADMIN_USERNAME", "admin")
+            .env("BOOTSTRAP_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("ENCRYPTION_KEY", support::TEST_KEY),
+    )
+}
+
 /// Starts the consumer binary; `metrics_port` lets a test read its metrics.
 pub fn start_consumer(
     database_url: &str,
