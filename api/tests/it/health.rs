@@ -170,3 +170,37 @@ async fn openapi_and_docs_are_generated_from_the_route_table() {
         "README's role matrix is stale: paste the output of `flagstream-api routes`"
     );
 }
+
+/// The dashboards and alert rules shipped in `helm/flagstream/` name only API metrics this
+/// binary exports (the consumer's tests check the rest, and evaluate every expression in a
+/// real Prometheus).
+#[tokio::test]
+async fn dashboards_and_alerts_name_only_metrics_the_api_exports() {
+    let api = Api::new().await;
+    api.call("GET", "/api/v1/flags", None, None).await;
+    let exposition = api.state.metrics.render();
+    let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../helm/flagstream");
+    let mut shipped = std::fs::read_to_string(chart.join("alerts/flagstream-rules.yml")).unwrap();
+    for dashboard in std::fs::read_dir(chart.join("dashboards")).unwrap() {
+        shipped.push_str(&std::fs::read_to_string(dashboard.unwrap().path()).unwrap());
+    }
+    let mut named: Vec<&str> = shipped
+        .match_indices("flagstream_api_")
+        .map(|(at, _)| {
+            let tail = &shipped[at..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            &tail[..end]
+        })
+        .collect();
+    named.sort_unstable();
+    named.dedup();
+    assert!(named.len() >= 3, "{named:?}");
+    for name in named {
+        let exported = [format!("\n{name}{{"), format!("\n{name} ")]
+            .iter()
+            .any(|sample| exposition.contains(sample.as_str()));
+        assert!(exported, "{name} is not exported:\n{exposition}");
+    }
+}
