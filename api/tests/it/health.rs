@@ -204,3 +204,25 @@ async fn dashboards_and_alerts_name_only_metrics_the_api_exports() {
         assert!(exported, "{name} is not exported:\n{exposition}");
     }
 }
+
+/// `flagstream-api healthcheck`, the image's HEALTHCHECK, against a served API.
+#[tokio::test]
+async fn healthcheck_passes_on_2xx_only() {
+    let api = Api::with_pool(database(true).await, &[]);
+    let hardening = flagstream_api::hardening(&crate::config(&[]));
+    let app = flagstream_api::router(api.state.clone(), &hardening).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let probe = flagstream_api::healthcheck::probe;
+    probe(&format!("http://{address}/health")).await.unwrap();
+    probe(&format!("http://{address}/ready")).await.unwrap();
+    let missing = probe(&format!("http://{address}/nope")).await.unwrap_err();
+    assert!(missing.to_string().contains("answered 404"), "{missing}");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    assert!(probe(&format!("http://{closed}/health")).await.is_err());
+    assert!(probe("https://example.invalid/").await.is_err());
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::procs::{
-    free_port, start_api, start_consumer, start_tansu, wait_for_port, ADMIN_PASSWORD,
+    binary, free_port, start_api, start_consumer, start_tansu, wait_for_port, ADMIN_PASSWORD,
 };
 use crate::support::{self, count, event, unique, wait_for_rows, CLEAN, FLAGGABLE};
 
@@ -146,4 +146,36 @@ async fn events_flow_from_the_broker_through_the_consumer_to_the_api() {
         .unwrap();
     assert_eq!(distinct, 12);
     assert_eq!(count(&db.pool, "detections").await, 24);
+}
+
+/// With MIGRATE_ON_START=false the consumer refuses a database it has not been migrated
+/// for, naming the fix; `flagstream-consumer migrate` is that fix.
+#[tokio::test]
+async fn the_consumer_refuses_an_unmigrated_database_until_migrate_runs() {
+    let db = support::empty_database().await;
+    let consumer = |args: &[&str]| {
+        std::process::Command::new(binary("flagstream-consumer"))
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .env("MIGRATE_ON_START", "false")
+            .env("ENCRYPTION_KEY", support::TEST_KEY)
+            .env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+            .env("METRICS_ADDR", "127.0.0.1:0")
+            .output()
+            .expect("run the consumer")
+    };
+    let refused = consumer(&[]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{said}");
+    assert!(said.contains("not migrated"), "{said}");
+    assert!(said.contains("flagstream-consumer migrate"), "{said}");
+    assert!(!consumer(&["migrate", "--check"]).status.success());
+
+    let migrated = consumer(&["migrate"]);
+    let said = String::from_utf8_lossy(&migrated.stdout);
+    assert!(migrated.status.success(), "{said}");
+    assert!(said.contains("schema is current"), "{said}");
+    let checked = consumer(&["migrate", "--check", "--wait-secs", "5"]);
+    assert!(checked.status.success());
+    assert_eq!(count(&db.pool, "flags").await, 0);
 }

@@ -28,6 +28,16 @@ pub struct TestDb {
 
 /// Creates a migrated, empty database. Needs `FLAGSTREAM_TEST_DATABASE_URL`; `scripts/test` sets it.
 pub async fn fresh_database() -> TestDb {
+    let db = empty_database().await;
+    flagstream_consumer::MIGRATOR
+        .run(&db.pool)
+        .await
+        .expect("migrate test database");
+    db
+}
+
+/// A new database with no schema at all.
+pub async fn empty_database() -> TestDb {
     let admin = std::env::var("FLAGSTREAM_TEST_DATABASE_URL").expect(
         "FLAGSTREAM_TEST_DATABASE_URL is not set: run the suite with scripts/test, which starts PostgreSQL",
     );
@@ -44,10 +54,6 @@ pub async fn fresh_database() -> TestDb {
     let pool = PgPool::connect(&url)
         .await
         .expect("connect to test database");
-    flagstream_consumer::MIGRATOR
-        .run(&pool)
-        .await
-        .expect("migrate test database");
     TestDb { url, pool }
 }
 
