@@ -123,6 +123,34 @@ fn dashboards_and_alerts_name_only_metrics_the_consumer_exports() {
     );
 }
 
+#[test]
+fn the_readme_explains_every_panel_and_alert() {
+    let readme = std::fs::read_to_string(chart().join("../../README.md")).unwrap();
+    for (file, dashboard) in dashboards() {
+        for panel in dashboard["panels"].as_array().unwrap() {
+            let row = format!(
+                "| {} | {} |",
+                panel["title"].as_str().unwrap(),
+                panel["description"].as_str().unwrap()
+            );
+            assert!(
+                readme.contains(&row),
+                "README lacks the panel row of {file}: {row}"
+            );
+        }
+    }
+    let rules = std::fs::read_to_string(alert_rules()).unwrap();
+    for alert in rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+    {
+        assert!(
+            readme.contains(&format!("| `{alert}` |")),
+            "README lacks alert {alert}"
+        );
+    }
+}
+
 /// A Prometheus server on loopback, scraping `targets` every second and evaluating the
 /// shipped alert rules every second.
 fn start_prometheus(dir: &Path, targets: &[String]) -> (Process, String, u16) {
