@@ -21,6 +21,8 @@ pub enum Error {
     InvalidRule { rule_id: String, reason: String },
     #[error("rule pack is invalid: {0}")]
     InvalidPack(String),
+    #[error("alert {0}")]
+    InvalidAlertConfig(String),
     #[error("content key: {0}")]
     Key(String),
     #[error("content sealing: {0}")]
@@ -38,6 +40,7 @@ impl Error {
             Error::InvalidTimestamp(_) => "invalid_timestamp",
             Error::InvalidRule { .. } => "invalid_rule",
             Error::InvalidPack(_) => "invalid_pack",
+            Error::InvalidAlertConfig(_) => "invalid_alert_config",
             Error::Key(_) => "content_key",
             Error::Seal(_) => "content_seal",
         }

@@ -36,6 +36,7 @@
 //! # Ok::<(), flagstream_rules::Error>(())
 //! ```
 
+pub mod alert;
 mod body;
 mod condition;
 pub mod content;

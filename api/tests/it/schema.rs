@@ -60,22 +60,26 @@ async fn without_migrate_on_start_an_unmigrated_database_is_refused_until_migrat
     );
 }
 
-#[tokio::test]
-async fn a_schema_newer_than_this_build_is_refused_and_not_ready() {
+/// A migrated database after `tamper`, the API's config for it (MIGRATE_ON_START=false),
+/// and why the API refuses to start on it.
+async fn refusal_after(tamper: &str) -> (sqlx::PgPool, flagstream_api::Config, String) {
     let (pool, url) = database_with_url(true).await;
-    sqlx::query(
-        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
-         VALUES ($1, 'from a later release', true, '\\x00', 1)",
-    )
-    .bind(FUTURE)
-    .execute(&pool)
-    .await
-    .unwrap();
+    sqlx::query(tamper).execute(&pool).await.unwrap();
     let config = unmigrating(&url);
     let refused = flagstream_api::connect(&config)
         .await
         .unwrap_err()
         .to_string();
+    (pool, config, refused)
+}
+
+#[tokio::test]
+async fn a_schema_newer_than_this_build_is_refused_and_not_ready() {
+    let (pool, config, refused) = refusal_after(&format!(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES ({FUTURE}, 'from a later release', true, '\\x00', 1)"
+    ))
+    .await;
     assert!(refused.contains("newer than this build"), "{refused}");
     assert!(refused.contains(&FUTURE.to_string()), "{refused}");
     // Migrating does not paper over it either.
@@ -91,19 +95,11 @@ async fn a_schema_newer_than_this_build_is_refused_and_not_ready() {
 
 #[tokio::test]
 async fn an_altered_migration_is_refused() {
-    let (pool, url) = database_with_url(true).await;
-    sqlx::query(
+    let (_, _, refused) = refusal_after(
         "UPDATE _sqlx_migrations SET checksum = '\\x00'
          WHERE version = (SELECT min(version) FROM _sqlx_migrations)",
     )
-    .execute(&pool)
-    .await
-    .unwrap();
-    let config = unmigrating(&url);
-    let refused = flagstream_api::connect(&config)
-        .await
-        .unwrap_err()
-        .to_string();
+    .await;
     assert!(
         refused.contains("was changed after it was applied"),
         "{refused}"
