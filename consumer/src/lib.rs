@@ -7,6 +7,7 @@
 //! PostgreSQL holds (see [`kafka::Context`]), and the transaction skips anything already
 //! stored, so a replay after any crash or rebalance writes nothing twice.
 
+pub mod alerts;
 pub mod batch;
 pub mod config;
 mod error;
@@ -42,7 +43,8 @@ pub use flagstream_migrations::MIGRATOR;
 /// (unmigrated, newer, or altered), before consuming anything.
 pub async fn connect_database(config: &Config) -> Result<PgPool, Error> {
     let pool = PgPoolOptions::new()
-        .max_connections(4)
+        // Batches, the rules listener and the alert dispatcher.
+        .max_connections(6)
         .acquire_timeout(Duration::from_secs(10))
         .connect(config.database_url.expose())
         .await?;
@@ -111,6 +113,16 @@ pub async fn run(
     ));
     let metrics_addr =
         metrics::serve(config.metrics_addr, Arc::clone(&metrics), shutdown.clone()).await?;
+    let stop_alerting = shutdown.child_token();
+    let alerting = config.alerts_enabled.then(|| {
+        tokio::spawn(alerts::run(
+            pool.clone(),
+            storage.keys.clone().map(Arc::new),
+            alerts::Settings::from_config(&config),
+            Arc::clone(&metrics),
+            stop_alerting.clone(),
+        ))
+    });
 
     let consumer = kafka::connect(&config, Arc::clone(&metrics))?;
     kafka::ensure_topic(&consumer, &config.kafka_topic).await?;
@@ -149,6 +161,12 @@ pub async fn run(
     stop_fetching.cancel();
     let fetched = fetching.await.map_err(|e| Error::Worker(e.to_string()))?;
     consumer.unsubscribe();
+    if let Some(alerting) = alerting {
+        // Stops at the cancel (a send in flight ends with its timeout); an unsent delivery
+        // stays in the database for the next dispatcher.
+        stop_alerting.cancel();
+        let _ = alerting.await;
+    }
     stored?;
     fetched?;
     tracing::info!("consumer stopped");

@@ -17,12 +17,13 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
+use flagstream_rules::alert::DestinationKind;
 
 type Labels = Vec<(&'static str, String)>;
 
 /// Every `errors_total` kind, exported as 0 from the start so a rate over them exists (and
 /// dashboards and alerts see a series) before the first error.
-const ERROR_KINDS: [&str; 3] = ["database", "kafka", "rules"];
+const ERROR_KINDS: [&str; 4] = ["database", "kafka", "rules", "alerts"];
 
 pub struct Metrics {
     registry: Registry,
@@ -44,7 +45,22 @@ pub struct Metrics {
     pub rules_rejected: Gauge,
     pub last_commit: Gauge<f64, AtomicU64>,
     pub rule_cost: Family<Labels, Gauge<f64, AtomicU64>>,
+    pub alerts_sent: Family<Labels, Counter>,
+    pub alerts_failed: Family<Labels, Counter>,
+    pub alerts_suppressed: Family<Labels, Counter>,
+    /// From the flag's commit to the destination's 2xx.
+    pub alert_delivery_seconds: Family<Labels, Histogram>,
+    pub alert_outbox_depth: Gauge,
+    pub alert_outbox_oldest: Gauge<f64, AtomicU64>,
 }
+
+/// Why an alert attempt failed: the destination answered non-2xx (retried), could not be
+/// reached (retried), refused the message for good (a 4xx other than 408 and 429), or the
+/// attempts ran out.
+pub const ALERT_FAILURES: [&str; 4] = ["status", "network", "rejected", "gave_up"];
+/// Why an alert was held back: folded into the group's next message (`repeat_interval`),
+/// or postponed by the destination's rate limit (sent later).
+pub const ALERT_SUPPRESSIONS: [&str; 2] = ["repeat_interval", "rate_limit"];
 
 impl Metrics {
     pub fn new() -> Metrics {
@@ -69,6 +85,14 @@ impl Metrics {
             rules_rejected: Gauge::default(),
             last_commit: Gauge::default(),
             rule_cost: Family::default(),
+            alerts_sent: Family::default(),
+            alerts_failed: Family::default(),
+            alerts_suppressed: Family::default(),
+            alert_delivery_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.05, 2.0, 14))
+            }),
+            alert_outbox_depth: Gauge::default(),
+            alert_outbox_oldest: Gauge::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -148,6 +172,52 @@ impl Metrics {
             "Evaluation time of each rule alone per 2 KB sample event, measured at load",
             m.rule_cost.clone(),
         );
+        r.register(
+            "alerts_sent",
+            "Alert deliveries a destination accepted (2xx), by destination kind",
+            m.alerts_sent.clone(),
+        );
+        r.register(
+            "alerts_failed",
+            "Failed alert delivery attempts, by destination kind and reason",
+            m.alerts_failed.clone(),
+        );
+        r.register(
+            "alerts_suppressed",
+            "Alerts held back, by destination kind and reason",
+            m.alerts_suppressed.clone(),
+        );
+        r.register(
+            "alert_delivery_seconds",
+            "Flag commit to the destination's 2xx, by destination kind",
+            m.alert_delivery_seconds.clone(),
+        );
+        r.register(
+            "alert_outbox_depth",
+            "Flags waiting to be routed plus deliveries waiting to be sent",
+            m.alert_outbox_depth.clone(),
+        );
+        r.register(
+            "alert_outbox_oldest_seconds",
+            "Age of the oldest flag or delivery waiting",
+            m.alert_outbox_oldest.clone(),
+        );
+        // Every label value exported from the start, so rates exist before the first alert.
+        for kind in DestinationKind::ALL.map(DestinationKind::as_str) {
+            let k = || ("kind", kind.to_owned());
+            m.alerts_sent.get_or_create(&vec![k()]).inc_by(0);
+            let _ = m.alert_delivery_seconds.get_or_create(&vec![k()]);
+            for reason in ALERT_FAILURES {
+                m.alerts_failed
+                    .get_or_create(&vec![k(), ("reason", reason.to_owned())])
+                    .inc_by(0);
+            }
+            for reason in ALERT_SUPPRESSIONS {
+                m.alerts_suppressed
+                    .get_or_create(&vec![k(), ("reason", reason.to_owned())])
+                    .inc_by(0);
+            }
+        }
         for kind in ERROR_KINDS {
             m.errors
                 .get_or_create(&vec![("kind", kind.to_owned())])
@@ -164,6 +234,15 @@ impl Metrics {
                 .get_or_create(&vec![("rule", rule)])
                 .set(seconds);
         }
+    }
+
+    pub fn alert(&self, family: &Family<Labels, Counter>, kind: &str, reason: &'static str) {
+        family
+            .get_or_create(&vec![
+                ("kind", kind.to_owned()),
+                ("reason", reason.to_owned()),
+            ])
+            .inc();
     }
 
     pub fn error(&self, kind: &'static str) {

@@ -208,6 +208,11 @@ async fn insert_flags(
         }
     }
     stored.flags = inserted.len() as u64;
+    // In this transaction, so an alert is sent for every stored flag and for no other.
+    sqlx::query("INSERT INTO alert_outbox (flag_id) SELECT unnest($1::bigint[])")
+        .bind(inserted.iter().map(|x| x.0).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
     if d.flag_ids.is_empty() {
         return Ok(());
     }

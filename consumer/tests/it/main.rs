@@ -1,6 +1,7 @@
 //! Integration tests: real PostgreSQL, real Kafka-protocol brokers.
 #![allow(clippy::unwrap_used)]
 
+mod alerts;
 mod e2e;
 mod faults;
 mod monitoring;

@@ -13,6 +13,7 @@ const WITHIN: Duration = Duration::from_secs(90);
 pub struct Process {
     name: &'static str,
     child: Child,
+    log: PathBuf,
 }
 
 impl Process {
@@ -26,7 +27,12 @@ impl Process {
             .spawn()
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
         eprintln!("{name} logs to {}", log.display());
-        Process { name, child }
+        Process { name, child, log }
+    }
+
+    /// What the process has written to stdout and stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Sends SIGTERM and waits for the process to exit by itself.
