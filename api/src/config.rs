@@ -123,6 +123,11 @@ pub struct Config {
     #[arg(long, env = "ENCRYPTION_KEYS", hide_env_values = true)]
     pub encryption_keys: Option<Secret>,
 
+    /// Base URL of this API as responders reach it (`https://flagstream.example.com`); alert
+    /// messages link each flag under it. Unset: messages carry no links.
+    #[arg(long, env = "ALERT_API_BASE_URL")]
+    pub alert_api_base_url: Option<String>,
+
     /// Browser origins allowed to call the API (comma-separated). Empty: no CORS.
     #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,

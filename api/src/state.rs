@@ -21,6 +21,8 @@ pub struct AppState {
     pub stats: moka::sync::Cache<String, Arc<Value>>,
     pub metrics: Arc<Metrics>,
     pub request_timeout: Duration,
+    /// Base of the flag links in alert messages (the dry-run renders them too).
+    pub alert_api_base_url: Option<String>,
 }
 
 impl AppState {
@@ -30,6 +32,21 @@ impl AppState {
             config.encryption_keys.as_ref().map(|s| s.expose()),
         )
         .map_err(|e| Error::Config(e.to_string()))?;
+        let alert_api_base_url = config
+            .alert_api_base_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(|url| {
+                if url.starts_with("https://") || url.starts_with("http://") {
+                    Ok(url.trim_end_matches('/').to_owned())
+                } else {
+                    Err(Error::Config(format!(
+                        "ALERT_API_BASE_URL `{url}` must start with http:// or https://"
+                    )))
+                }
+            })
+            .transpose()?;
         Ok(AppState {
             pool,
             jwt: Arc::new(Jwt::from_config(config)?),
@@ -45,6 +62,7 @@ impl AppState {
                 .build(),
             metrics: Arc::new(Metrics::default()),
             request_timeout: Duration::from_secs(config.request_timeout_secs),
+            alert_api_base_url,
         })
     }
 }

@@ -3,9 +3,13 @@
 //! they cannot disagree.
 
 mod admin;
+mod alerts;
 mod audit;
 mod auth;
+mod deliveries;
+mod destinations;
 mod docs;
+mod dry_run;
 mod filter;
 mod flags;
 mod health;
@@ -121,6 +125,19 @@ fn table() -> Table {
     .add("GET", "/api/v1/admin/api-keys", Some(Admin), "List API keys (prefixes only)", admin::list_keys)
     .add("POST", "/api/v1/admin/api-keys", Some(Admin), "Create an API key; the key is shown once", admin::create_key)
     .add("DELETE", "/api/v1/admin/api-keys/{id}", Some(Admin), "Revoke an API key", admin::revoke_key)
+    .add("GET", "/api/v1/alerts/routes", Some(Analyst), "Alert routes in evaluation order", alerts::list)
+    .add("POST", "/api/v1/alerts/routes", Some(Admin), "Create an alert route (validated by compiling it)", alerts::create)
+    .add("GET", "/api/v1/alerts/routes/{id}", Some(Analyst), "One alert route", alerts::get)
+    .add("PUT", "/api/v1/alerts/routes/{id}", Some(Admin), "Replace an alert route (new version)", alerts::replace)
+    .add("DELETE", "/api/v1/alerts/routes/{id}", Some(Admin), "Delete an alert route (kept in its history)", alerts::delete)
+    .add("GET", "/api/v1/alerts/routes/{id}/versions", Some(Analyst), "Every version of an alert route", alerts::versions)
+    .add("POST", "/api/v1/alerts/routes/{id}/test", Some(Admin), "Dry-run a route on a stored flag: match, group, rendered messages (sends nothing)", dry_run::test)
+    .add("GET", "/api/v1/alerts/destinations", Some(Admin), "Alert destinations (display URL only, never the URL or secret)", destinations::list)
+    .add("POST", "/api/v1/alerts/destinations", Some(Admin), "Create an alert destination (URL and secret sealed)", destinations::create)
+    .add("PUT", "/api/v1/alerts/destinations/{id}", Some(Admin), "Replace an alert destination (new version; URL required again)", destinations::replace)
+    .add("DELETE", "/api/v1/alerts/destinations/{id}", Some(Admin), "Delete an alert destination no route uses", destinations::delete)
+    .add("GET", "/api/v1/alerts/deliveries", Some(Analyst), "The alert delivery log (filters, cursor pagination)", deliveries::list)
+    .add("POST", "/api/v1/alerts/deliveries/{id}/resend", Some(Admin), "Queue a failed alert delivery again", deliveries::resend)
     .add("GET", "/api/v1/audit", Some(Admin), "The audit log", audit::list)
 }
 

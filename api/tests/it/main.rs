@@ -1,7 +1,10 @@
 //! The API router in-process against real PostgreSQL.
 #![allow(clippy::unwrap_used)]
 
+mod alerts;
 mod auth;
+mod deliveries;
+mod destinations;
 mod flags;
 mod health;
 mod matrix;

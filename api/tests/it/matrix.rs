@@ -12,6 +12,12 @@ fn uri(path: &str, flag: i64) -> String {
     path.replace("/flags/{id}", &format!("/flags/{flag}"))
         .replace("/rules/{id}", "/rules/test.rule")
         .replace("/api-keys/{id}", "/api-keys/999999")
+        .replace("/alerts/routes/{id}", "/alerts/routes/test.route")
+        .replace(
+            "/alerts/destinations/{id}",
+            "/alerts/destinations/test.destination",
+        )
+        .replace("/alerts/deliveries/{id}", "/alerts/deliveries/999999")
         .replace("{username}", "viewer")
 }
 

@@ -1,0 +1,188 @@
+//! The dry-run of an alert route: renders, for one stored flag, exactly what the consumer's
+//! dispatcher would send to each of the route's destinations. Sends and stores nothing but
+//! the audit row.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::Json;
+use flagstream_rules::alert::{
+    AlertDetection, AlertFlag, DestinationKind, Message, Route, RouteDefinition,
+};
+use flagstream_rules::Severity;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sqlx::types::Json as SqlJson;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+use crate::audit::{self, Entry};
+use crate::auth::{ClientIp, Principal};
+use crate::extract::Path;
+use crate::state::AppState;
+use crate::Error;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DryRun {
+    /// Without it, the newest flag.
+    flag_id: Option<i64>,
+}
+
+/// Renders what the route would send for one stored flag: whether it matches, the rules it
+/// considers, the group and each destination's message body. Sends and stores nothing but
+/// the audit row.
+pub async fn test(
+    State(state): State<AppState>,
+    principal: Principal,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, Error> {
+    let body = body.map_err(|r| Error::Rejected {
+        status: r.status(),
+        message: r.body_text(),
+    })?;
+    let dry_run: DryRun = if body.iter().all(u8::is_ascii_whitespace) {
+        DryRun::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| Error::invalid("flag_id", format!("not a valid dry-run: {e}")))?
+    };
+    let stored: Option<SqlJson<Value>> =
+        sqlx::query_scalar("SELECT definition FROM alert_routes WHERE id = $1")
+            .bind(&id)
+            .fetch_optional(&state.pool)
+            .await?;
+    let definition: RouteDefinition = serde_json::from_value(stored.ok_or(Error::NotFound)?.0)
+        .map_err(|e| Error::Conflict(format!("the stored route does not parse: {e}")))?;
+    let route = Route::compile(definition)
+        .map_err(|e| Error::Conflict(format!("the stored route does not compile: {e}")))?;
+    let flag = load_flag(&state.pool, dry_run.flag_id).await?;
+    let kinds: Vec<(String, String)> =
+        sqlx::query_as("SELECT id, kind FROM alert_destinations WHERE id = ANY($1)")
+            .bind(&route.definition.destinations)
+            .fetch_all(&state.pool)
+            .await?;
+    let group_key = route.group_key(&flag);
+    let flags = [flag];
+    let message = Message {
+        key: "dry-run",
+        route: &route,
+        group_key: &group_key,
+        flags: &flags,
+        suppressed: 0,
+        api_base_url: state.alert_api_base_url.as_deref(),
+    };
+    let messages: Vec<Value> = route
+        .definition
+        .destinations
+        .iter()
+        .map(|destination| {
+            let kind = kinds
+                .iter()
+                .find(|(id, _)| id == destination)
+                .and_then(|(_, kind)| DestinationKind::ALL.into_iter().find(|k| k.as_str() == kind));
+            let body = match kind {
+                Some(DestinationKind::Webhook) => message.webhook(),
+                Some(DestinationKind::Slack) => message.slack(),
+                Some(DestinationKind::Alertmanager) => message.alertmanager(),
+                None => Value::Null,
+            };
+            json!({ "destination": destination, "kind": kind.map(DestinationKind::as_str), "body": body })
+        })
+        .collect();
+    let [flag] = &flags;
+    let matched = route.matches(flag);
+    let considered: Vec<&str> = route.rule_ids(flag).into_iter().collect();
+    audit::record(
+        &state.pool,
+        Entry {
+            actor: &principal.name,
+            action: "alert_route.test",
+            target: Some(&id),
+            success: true,
+            ip,
+            details: json!({ "flag_id": flag.id, "matched": matched }),
+        },
+    )
+    .await?;
+    Ok(Json(json!({
+        "route": id,
+        "flag_id": flag.id,
+        "matched": matched,
+        "considered_rules": considered,
+        "group_key": group_key,
+        "messages": messages,
+    })))
+}
+
+type FlagRow = (
+    i64,
+    OffsetDateTime,
+    i16,
+    String,
+    Vec<String>,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+/// A stored flag and its detections as alerting sees it; without an id, the newest flag.
+async fn load_flag(pool: &PgPool, id: Option<i64>) -> Result<AlertFlag, Error> {
+    let select = "SELECT id, event_time, score, severity, categories, model, provider,
+                         host(src_ip), user_id, app FROM flags";
+    let row: Option<FlagRow> = match id {
+        Some(id) => {
+            sqlx::query_as(&format!("{select} WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        }
+        None => {
+            sqlx::query_as(&format!(
+                "{select} ORDER BY event_time DESC, id DESC LIMIT 1"
+            ))
+            .fetch_optional(pool)
+            .await?
+        }
+    };
+    let (id, event_time, score, severity, categories, model, provider, src_ip, user, app) =
+        row.ok_or(Error::NotFound)?;
+    let detections: Vec<(String, i32, String, String, bool)> = sqlx::query_as(
+        "SELECT rule_id, rule_version, field, excerpt, shadow FROM detections
+         WHERE flag_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    let internal = |what: &str| Error::Internal(format!("flag {id}: stored {what} is invalid"));
+    let severity: Severity =
+        serde_json::from_value(Value::String(severity)).map_err(|_| internal("severity"))?;
+    Ok(AlertFlag {
+        id,
+        event_time,
+        score: u8::try_from(score).map_err(|_| internal("score"))?,
+        severity,
+        categories,
+        model,
+        provider,
+        src_ip: src_ip.parse().map_err(|_| internal("src_ip"))?,
+        user,
+        app,
+        detections: detections
+            .into_iter()
+            .map(
+                |(rule_id, rule_version, field, excerpt, shadow)| AlertDetection {
+                    rule_id,
+                    rule_version,
+                    field,
+                    excerpt,
+                    shadow,
+                },
+            )
+            .collect(),
+    })
+}
