@@ -27,7 +27,7 @@ pub async fn route_pending(pool: &PgPool, metrics: &Metrics) -> Result<usize, Er
     if claimed.is_empty() {
         return Ok(0);
     }
-    let routes = load_routes(&mut tx).await?;
+    let (routes, versions) = load_routes(&mut tx).await?;
     let destinations: HashMap<String, String> =
         sqlx::query_as("SELECT id, kind FROM alert_destinations")
             .fetch_all(&mut *tx)
@@ -43,8 +43,13 @@ pub async fn route_pending(pool: &PgPool, metrics: &Metrics) -> Result<usize, Er
                     tracing::warn!(route = r.id(), %destination, "route names a missing destination");
                     continue;
                 };
-                let at = committed_at[&flag.id];
-                enqueue(&mut tx, r, destination, kind, &flag, at, metrics).await?;
+                let target = Target {
+                    route: r,
+                    version: versions[r.id()],
+                    destination,
+                    kind,
+                };
+                enqueue(&mut tx, &target, &flag, committed_at[&flag.id], metrics).await?;
             }
         }
     }
@@ -56,15 +61,25 @@ pub async fn route_pending(pool: &PgPool, metrics: &Metrics) -> Result<usize, Er
     Ok(ids.len())
 }
 
-/// The stored routes in order, with their versions; a route that no longer compiles (it was
+/// A route and destination a flag goes to.
+struct Target<'a> {
+    route: &'a Route,
+    version: i32,
+    destination: &'a str,
+    kind: &'a str,
+}
+
+/// The stored routes in order, and their versions; a route that no longer compiles (it was
 /// valid when stored) is skipped and reported.
-async fn load_routes(conn: &mut PgConnection) -> Result<Vec<Route>, Error> {
-    let rows: Vec<(String, serde_json::Value)> =
-        sqlx::query_as("SELECT id, definition FROM alert_routes ORDER BY position, id")
+async fn load_routes(conn: &mut PgConnection) -> Result<(Vec<Route>, HashMap<String, i32>), Error> {
+    let rows: Vec<(String, i32, serde_json::Value)> =
+        sqlx::query_as("SELECT id, version, definition FROM alert_routes ORDER BY position, id")
             .fetch_all(&mut *conn)
             .await?;
     let mut routes = Vec::with_capacity(rows.len());
-    for (id, definition) in rows {
+    let mut versions = HashMap::with_capacity(rows.len());
+    for (id, version, definition) in rows {
+        versions.insert(id.clone(), version);
         let compiled = serde_json::from_value::<RouteDefinition>(definition)
             .map_err(|e| e.to_string())
             .and_then(|d| Route::compile(d).map_err(|e| e.to_string()));
@@ -73,7 +88,7 @@ async fn load_routes(conn: &mut PgConnection) -> Result<Vec<Route>, Error> {
             Err(e) => tracing::error!(route = %id, error = %e, "alert route skipped"),
         }
     }
-    Ok(routes)
+    Ok((routes, versions))
 }
 
 /// Puts one flag into its group's notification for a route and destination:
@@ -83,13 +98,17 @@ async fn load_routes(conn: &mut PgConnection) -> Result<Vec<Route>, Error> {
 /// - otherwise a new notification is created, sent after `group_wait`.
 async fn enqueue(
     tx: &mut PgConnection,
-    route: &Route,
-    destination: &str,
-    kind: &str,
+    target: &Target<'_>,
     flag: &AlertFlag,
     committed_at: OffsetDateTime,
     metrics: &Metrics,
 ) -> Result<(), Error> {
+    let Target {
+        route,
+        version,
+        destination,
+        kind,
+    } = *target;
     let group_key = route.group_key(flag);
     sqlx::query(
         "INSERT INTO alert_groups (route_id, destination_id, group_key) VALUES ($1, $2, $3)
@@ -137,10 +156,6 @@ async fn enqueue(
         metrics.alert(&metrics.alerts_suppressed, kind, "repeat_interval");
         return Ok(());
     }
-    let version: i32 = sqlx::query_scalar("SELECT version FROM alert_routes WHERE id = $1")
-        .bind(route.id())
-        .fetch_one(&mut *tx)
-        .await?;
     sqlx::query(
         "WITH g AS (
              SELECT suppressed FROM alert_groups
