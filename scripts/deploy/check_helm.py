@@ -530,6 +530,44 @@ def check_all_on(objs: list[dict], chart: Chart) -> str:
     return f"{len(objs)} objects, {len(pols)} NetworkPolicies, {len(dash)} dashboards"
 
 
+def check_alerts(chart: Chart, all_on: dict, on: list[dict]) -> str:
+    """Alert settings reach the consumer's ConfigMap (and the base URL the API's, only when
+    set: an empty ALERT_API_BASE_URL would give the consumer relative links), and the
+    consumer gets egress to alert destinations only when peers are listed."""
+    def configs(objs: list[dict]) -> tuple[dict, dict]:
+        return (one(objs, "ConfigMap", f"{RELEASE}-flagstream-consumer")["data"],
+                one(objs, "ConfigMap", f"{RELEASE}-flagstream-api")["data"])
+
+    def alert_rules(objs: list[dict], component: str) -> list[dict]:
+        pol = one(objs, "NetworkPolicy", f"{RELEASE}-flagstream-{component}")
+        return [r for r in pol["spec"]["egress"] if any(x["port"] == 443 for x in r["ports"])]
+
+    con, api = configs(chart.objects(MINIMAL))
+    want = {"ALERTS_ENABLED": "true", "ALERT_MAX_ATTEMPTS": "20", "ALERT_HTTP_TIMEOUT_SECS": "10"}
+    assert want.items() <= con.items(), f"defaults: consumer ConfigMap {({k: con.get(k) for k in want})}"
+    assert "ALERT_API_BASE_URL" not in con and "ALERT_API_BASE_URL" not in api, "empty apiBaseUrl rendered"
+    assert not any(k.startswith("ALERT") for k in api), f"API ConfigMap has {[k for k in api if k.startswith('ALERT')]}"
+
+    con, api = configs(on)
+    a = all_on["alerts"]
+    want = {"ALERTS_ENABLED": "true", "ALERT_API_BASE_URL": a["apiBaseUrl"],
+            "ALERT_MAX_ATTEMPTS": str(a["maxAttempts"]), "ALERT_HTTP_TIMEOUT_SECS": str(a["httpTimeoutSeconds"])}
+    assert want.items() <= con.items(), f"all-on: consumer ConfigMap {({k: con.get(k) for k in want})}"
+    assert api.get("ALERT_API_BASE_URL") == a["apiBaseUrl"], "all-on: API ConfigMap lacks ALERT_API_BASE_URL"
+
+    off, _ = configs(chart.objects(deep_merge(MINIMAL, {"alerts": {"enabled": False}})))
+    assert off["ALERTS_ENABLED"] == "false", off["ALERTS_ENABLED"]
+
+    rules = alert_rules(on, "consumer")
+    assert len(rules) == 1 and rules[0]["to"] == all_on["networkPolicy"]["alertDestinations"]["to"], (
+        f"all-on: consumer alert egress {rules}")
+    for component in ("api", "migrate"):
+        assert not alert_rules(on, component), f"all-on: {component} may reach alert destinations"
+    np_only = deep_merge(MINIMAL, {"networkPolicy": {k: all_on["networkPolicy"][k] for k in ("enabled", "postgres", "kafka")}})
+    assert not alert_rules(chart.objects(np_only), "consumer"), "alert egress rendered with alertDestinations.to empty"
+    return "ConfigMaps carry the settings; alert egress only with peers, consumer only"
+
+
 def check_checksum_rolls(chart: Chart) -> str:
     def ann(values: dict, component: str) -> dict:
         d = component_deploy(chart.objects(values), component)
@@ -583,6 +621,12 @@ BAD_VALUES: list[tuple[str, dict]] = [
     ("TLS entry without hosts", {"ingress": {"tls": [{"secretName": "t"}]}}),
     ("bad PDB percentage", {"consumer": {"pdb": {"enabled": True, "maxUnavailable": "half"}}}),
     ("bad scrape interval", {"metrics": {"serviceMonitor": {"interval": "often"}}}),
+    ("alert base URL without a scheme", {"alerts": {"apiBaseUrl": "flagstream.example.com"}}),
+    ("alert base URL with another scheme", {"alerts": {"apiBaseUrl": "ftp://flagstream.example.com"}}),
+    ("zero alert attempts", {"alerts": {"maxAttempts": 0}}),
+    ("zero alert HTTP timeout", {"alerts": {"httpTimeoutSeconds": 0}}),
+    ("alerts typo", {"alerts": {"retries": 5}}),
+    ("alert destinations without ports", {"networkPolicy": {"alertDestinations": {"ports": [], "to": []}}}),
 ]
 
 
@@ -826,6 +870,7 @@ def main() -> int:
     r.check("useHelmHooks false: plain Job, init containers wait", lambda: check_no_hooks_mode(on))
     r.check("helm test pod calls /ready", lambda: check_test_pod(default))
     r.check("all-on: every feature rendered as intended", lambda: check_all_on(on, chart))
+    r.check("alerts: ConfigMaps and alert-destination egress", lambda: check_alerts(chart, all_on, on))
 
     def absent(objs: list[dict]) -> str:
         found = [o["kind"] for o in objs if o["apiVersion"] == MONITORING]

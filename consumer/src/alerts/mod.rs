@@ -38,7 +38,13 @@ pub struct Settings {
 impl Settings {
     pub fn from_config(config: &Config) -> Settings {
         Settings {
-            api_base_url: config.alert_api_base_url.clone(),
+            // Empty means unset, as in the API: no links rather than relative ones.
+            api_base_url: config
+                .alert_api_base_url
+                .as_deref()
+                .map(str::trim)
+                .filter(|url| !url.is_empty())
+                .map(str::to_owned),
             max_attempts: config.alert_max_attempts.max(1),
             retry_base: Duration::from_millis(config.alert_retry_base_ms.max(1)),
             retry_max: Duration::from_secs(config.alert_retry_max_secs.max(1)),
