@@ -48,6 +48,12 @@ const FAMILIES: &[(&str, &[&str])] = &[
             "ignore|disregard|forget|discard everything|anything|all ~2 above|before|prior|previously|preceding",
             "ignore|disregard|forget everything|all you|youve ~1 been|were told|taught|given",
             "ignore|disregard|forget ~2 your instruction*|programming|guideline*|directive*|rules|system",
+            "ignora|ignore|ignorar|ignorad|olvida|olvide|olvidar|descarta|descarte ~4 instrucciones|instrucción|instruccion|reglas|indicaciones|órdenes|ordenes|directrices",
+            "ignore|ignorez|oublie|oubliez|ignorer|oublier ~4 instructions|consignes|règles|regles|directives|indications",
+            "ignoriere|ignorieren|ignorier|vergiss|vergesst|vergessen|missachte|missachten ~4 anweisungen|anweisung|regeln|instruktionen|vorgaben|befehle|alles|systemanweisungen",
+            "ignore|ignora|ignorar|esqueça|esqueca|esqueçam|desconsidere|desconsiderar ~4 instruções|instrucoes|instrução|regras|orientações|orientacoes|diretrizes",
+            "ignora|ignorate|ignorare|dimentica|dimenticate|dimenticare ~4 istruzioni|istruzione|regole|indicazioni|direttive",
+            "игнорируй|игнорируйте|игнорировать|проигнорируй|забудь|забудьте|отбрось ~4 инструкции|инструкций|правила|указания|указаний|все|всё",
         ],
     ),
     (
@@ -61,6 +67,7 @@ const FAMILIES: &[(&str, &[&str])] = &[
             "@nf tell me ~3 your|the ~2 system|initial|original|hidden|secret ~1 prompt*|instruction*",
             "@nf tell me your instruction*|prompt|rules",
             "repeat|print|output|recite|echo|show|reveal ~3 words|text|sentences|content|everything|lines ~1 above|before",
+            "revela|revele|muestra|muéstrame|muestrame|dime|repite|imprime|révèle|révélez|revele|montre|montrez|affiche|affichez|zeige|verrate|nenne|gib|rivela|rivelami|mostra|mostrami|dimmi|ripeti|mostre|revelar|покажи|выведи|раскрой|повтори|скажи|напиши ~3 tu|tus|tes|ton|ta|vos|votre|deine|deinen|dein|ihre|tue|tuoi|tuo|tua|le|suas|seu|sua|teu|твои|твой|твою|свои|ваши|свой ~2 instrucciones|instructions|consignes|anweisungen|systemanweisungen|systemprompt|istruzioni|instruções|instrucoes|prompt|инструкции|промпт|системный|системные|sistema|système",
         ],
     ),
     (
@@ -75,6 +82,14 @@ const FAMILIES: &[(&str, &[&str])] = &[
             "pretend|imagine|assume ~3 you ~1 have|had|are no|without ~2 restriction*|limit*|rules|filter*|guideline*|boundaries|censorship|constraint*",
             "act|behave|respond|acting|roleplay ~1 as|like ~3 unfiltered|uncensored|unrestricted|evil|jailbroken|amoral",
             "jailbreak|jailbroken mode",
+            "you|youre are? no longer|not ~1 chatgpt|gpt|claude|gemini|an? ~1 ai ~1 language? ~1 model?",
+            "@w from now on ~2 you|youre|your",
+            "@w you|youll ~1 are|will|re ~1 going|now ~1 to? ~1 act|pretend|roleplay|simulate|imitate|play|be",
+            "@w act|acting|pretend|roleplay|behave ~1 as|like|to be",
+            "@w assume|adopt|take|play ~3 persona|role|identity|character",
+            "@w in the role of",
+            "@w ai|chatbot|model|assistant|bot|character|persona named|called",
+            "@w modo desarrollador|mode développeur|mode developpeur|entwicklermodus|modalità|modalita sviluppatore|modo desenvolvedor|режим разработчика",
             "@ai jailbroken",
         ],
     ),
@@ -97,9 +112,75 @@ const FAMILIES: &[(&str, &[&str])] = &[
             "ignore|disregard|bypass|override|circumvent ~1 the|all|any safety|content|usage|ethical|moral ~1 policy|policies|guideline*|filter*|safeguard*|protocols|restrictions|rules|measures",
         ],
     ),
+    (
+        "injection.rule_nullification",
+        &[
+            "free ~2 of|from ~3 restriction*|rules|filter*|limitation*|constraint*|censorship|guideline*|boundaries|ethic*|moral*",
+            "not|no|never longer? ~1 bound ~1 by ~4 rules|restriction*|ethic*|moral*|guideline*|polic*|filter*|limitation*|laws|principles",
+            "has|have|with no ~2 rules|restriction*|limitation*|limits|filter*|boundaries|ethic*|moral*|censorship",
+            "dont|doesnt|does|do|never|not|wont ~2 care* ~1 about? ~3 ethic*|legal*|moral*|laws|rules|illegal*|consequences|safety|guideline*",
+            "dont|doesnt|not|never|no ~2 have|has|need|follow|abide|adhere ~2 to|by? ~2 any? ~2 ethic*|moral*|guideline*|rules|restriction*|polic*|filter*",
+            "regardless ~2 of ~3 ethic*|moral*|legal*|rules|polic*|guideline*|consequences",
+            "polic*|rules|guideline*|restriction*|filter* ~3 do|does|dont|doesnt|no|not ~1 longer? ~1 apply|applies|exist|matter",
+            "rules|restriction*|guideline*|safety|filter*|protocols ~3 disabled|deactivated|removed|lifted|suspended|off",
+            "@w never|cannot|cant|wont|not|dont|doesnt ~2 refuse*|decline*",
+            "@w any|every|all request*|question*|prompt* ~3 without|regardless|no matter",
+            "@w unethical|immoral|illegal ~3 request*|content|activities|question*|things",
+            "@w without|no|never ~3 disclaim*|disclam*|warnings",
+            "@w unfiltered|uncensored|unrestricted|amoral ~2 response*|answer*|output*|reply|replies|version|content",
+            "@w amoral|unfiltered|uncensored|unrestricted|unethical ~4 ai|chatbot|assistant|model|bot|llm|gpt|chatgpt|character|persona|entity",
+            "@w sin restricciones|reglas|límites|limites|filtros|censura",
+            "@w sans restrictions|règles|regles|limites|filtres|censure",
+            "@w ohne einschränkungen|einschraenkungen|regeln|grenzen|filter|zensur",
+            "@w keine regeln|einschränkungen|einschraenkungen|grenzen|filter",
+            "@w senza restrizioni|regole|limiti|filtri|censura",
+            "@w sem restrições|restricoes|regras|limites|filtros|censura",
+            "@w без ограничений|правил|фильтров|цензуры",
+            "@w no aplican|valen|ne ~1 s? ~1 appliquent|nicht gelten|non valgono|não|nao se? ~1 aplicam|не действуют|применяются",
+        ],
+    ),
+    (
+        "injection.dual_response",
+        &[
+            "@w two|2|both|dual ~2 response*|answers|replies|outputs",
+            "@w respond|answer|reply ~2 twice",
+            "developer|dev|jailbreak|jailbroken|=DAN|unfiltered ~1 mode ~1 output*|response*",
+            "@w stay|staying|remain|keep ~2 in character",
+            "@w never|dont|not|do ~2 break ~1 character",
+            "@w moralizing|moralising rant",
+            "@w =JAILBREAK",
+        ],
+    ),
+    (
+        "injection.obfuscation",
+        &[
+            "decode|decrypt|deobfuscate|unscramble ~6 and|then ~2 follow|execute|do|obey|run|perform|carry|answer|comply",
+            "follow|execute|obey|do ~3 decoded|hidden|encoded|embedded ~1 instruction*|message|text|command*|what",
+            "@w base64|rot13|hex|binary|morse ~3 decode*|encoded|instruction*",
+        ],
+    ),
+    (
+        "injection.indirect",
+        &[
+            "@w if|when ~2 you ~1 are|re an? ~2 ai|llm|assistant|language|agent|chatbot|bot",
+            "@w note|message|instruction*|attention|notice|important ~2 to|for ~2 the|any|all? ~1 ai|llm|assistant*|agent*|bot|chatbot|model*",
+            "ai|llm ~1 assistant*|agent*|model*|system* ~3 reading|processing|summarizing|reviewing|integrating|parsing ~3 this|these|the? ~3 must|should|shall|will|are|need",
+            "@w new|updated|important|additional ~2 instruction*|directive*|task",
+            "@w system ~1 note|update|override|notice|announcement|hinweis",
+            "your ~1 real|actual|true|new ~1 task|goal|objective|directive|instructions ~1 is|are|now",
+            "@w supersede*|supersedes ~3 all|any|prior|previous|earlier",
+        ],
+    ),
 ];
 
 const ROLE_FAMILY: u16 = 4;
+
+/// Evidence weights. A strong pattern is enough on its own; weak ones (role-play framing,
+/// "stay in character", "answer twice") are common in benign prompts and count only
+/// together: two distinct weak signals, or a weak one beside a strong one.
+const STRONG: u8 = 2;
+const WEAK: u8 = 1;
+const THRESHOLD: u32 = 2;
 
 /// Words that may sit between slots without breaking a phrase.
 const FILLER: &[&str] = &[
@@ -329,6 +410,128 @@ const ANCHORS: &[&str] = &[
     "programming",
     "told",
     "taught",
+    // rule nullification, dual answers, obfuscation, indirect injection, role-play framing
+    "bound by",
+    "care about",
+    "give a f",
+    "regardless of",
+    "t apply",
+    "not apply",
+    "disabled",
+    "deactivated",
+    "refus",
+    "declin",
+    "illegal",
+    "unethical",
+    "immoral",
+    "disclaim",
+    "disclam",
+    "no rules",
+    "limitation",
+    "twice",
+    "two responses",
+    "two answers",
+    "both responses",
+    "in character",
+    "break character",
+    "moralizing rant",
+    "moralising rant",
+    "decod",
+    "decrypt",
+    "deobfusc",
+    "rot13",
+    "base64",
+    "encoded",
+    "are an ai",
+    "re an ai",
+    "are an llm",
+    "are an assistant",
+    "note to",
+    "note for",
+    "attention ai",
+    "reading this",
+    "processing this",
+    "reviewing this",
+    "real task",
+    "actual task",
+    "true task",
+    "new instruction",
+    "new task",
+    "important instruction",
+    "updated instruction",
+    "supersed",
+    "system note",
+    "system update",
+    "system override",
+    "system notice",
+    "system announcement",
+    "systemhinweis",
+    "from now on",
+    "act as",
+    "acting as",
+    "act like",
+    "pretend",
+    "roleplay",
+    "role-play",
+    "role play",
+    "in the role of",
+    "persona",
+    "going to act",
+    "imitate",
+    "simulate",
+    "no longer",
+    "not chatgpt",
+    // other languages
+    "olvid",
+    "descart",
+    "oubli",
+    "vergiss",
+    "vergess",
+    "missacht",
+    "esque",
+    "desconsider",
+    "dimentic",
+    "игнор",
+    "проигнор",
+    "забуд",
+    "отбрось",
+    "instrucc",
+    "istruzion",
+    "instruç",
+    "instruc",
+    "anweisung",
+    "consigne",
+    "инструкц",
+    "промпт",
+    "системн",
+    "restricc",
+    "einschränk",
+    "einschraenk",
+    "keine regeln",
+    "ohne regeln",
+    "restrizion",
+    "restriç",
+    "ограничен",
+    "без правил",
+    "sin reglas",
+    "sans règles",
+    "sans regles",
+    "senza regole",
+    "sem regras",
+    "desarrollador",
+    "développeur",
+    "developpeur",
+    "entwicklermod",
+    "sviluppator",
+    "desenvolvedor",
+    "разработчик",
+    "aplican",
+    "appliquent",
+    "gelten",
+    "valgono",
+    "aplicam",
+    "действуют",
+    "применяют",
     // leetspeak forms of the most common words
     "1gn",
     "gn0r",
@@ -406,6 +609,9 @@ struct Pattern {
     slots: Vec<Slot>,
     ai_context: bool,
     no_code_noun: bool,
+    /// Evidence this pattern adds; a text is reported once its signals reach `THRESHOLD`.
+    weight: u8,
+    index: u16,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -435,12 +641,15 @@ fn parse_pattern(family: u16, src: &str) -> Pattern {
         slots: Vec::new(),
         ai_context: false,
         no_code_noun: false,
+        weight: STRONG,
+        index: 0,
     };
     let mut gap = 0;
     for part in src.split_whitespace() {
         match part {
             "@ai" => p.ai_context = true,
             "@nf" => p.no_code_noun = true,
+            "@w" => p.weight = WEAK,
             _ if part.starts_with('~') => gap = part[1..].parse().unwrap_or(0),
             _ => {
                 let (body, optional) = match part.strip_suffix('?') {
@@ -530,7 +739,9 @@ impl InjectionScanner {
         let mut patterns = Vec::new();
         for (fi, (_, pats)) in FAMILIES.iter().enumerate() {
             for src in pats.iter() {
-                patterns.push(parse_pattern(fi as u16, src));
+                let mut pattern = parse_pattern(fi as u16, src);
+                pattern.index = u16::try_from(patterns.len()).unwrap_or(u16::MAX - 1);
+                patterns.push(pattern);
             }
         }
         let mut filler: Vec<&'static [u8]> = FILLER.iter().map(|w| w.as_bytes()).collect();
@@ -571,19 +782,57 @@ fn fold(b: u8) -> u8 {
 
 fn fold_if_mixed(words: &mut [u8]) {
     let letters = words.iter().any(u8::is_ascii_alphabetic);
-    let odd = words.iter().any(|b| !b.is_ascii_alphabetic());
+    let odd = words
+        .iter()
+        .any(|b| b.is_ascii_digit() || matches!(b, b'@' | b'$'));
     if letters && odd {
         words.iter_mut().for_each(|b| *b = fold(*b));
     }
 }
 
+/// The character at `i` (a char boundary) and its length, for bytes outside ASCII.
+fn char_at(text: &[u8], i: usize) -> Option<(char, usize)> {
+    let len = match text[i] {
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF7 => 4,
+        _ => return None,
+    };
+    let bytes = text.get(i..i + len)?;
+    let c = std::str::from_utf8(bytes).ok()?.chars().next()?;
+    Some((c, len))
+}
+
+/// Scripts written without spaces: they separate tokens (their phrases are raw patterns).
+fn is_cjk(c: char) -> bool {
+    matches!(u32::from(c), 0x2E80..=0x9FFF | 0xAC00..=0xD7AF | 0xF900..=0xFAFF | 0xFF66..=0xFF9F | 0x20000..=0x2FFFF)
+}
+
+/// Splits `text[rs..re]` into lowercase word tokens. ASCII letters and digits, and letters
+/// of alphabetic scripts (accented Latin, Cyrillic, …; lowercased) make words; everything
+/// else, CJK included, separates them: CJK phrases are matched on the raw bytes instead
+/// (see `RAW_PHRASES`).
 fn tokenize(text: &[u8], rs: usize, re: usize, toks: &mut Vec<Token>, words: &mut Vec<u8>) {
-    let joiner = |i: usize| i + 1 < re && text[i + 1].is_ascii_alphanumeric();
+    let letter_at = |i: usize| -> Option<(char, usize)> {
+        let b = *text.get(i).filter(|_| i < re)?;
+        if b.is_ascii_alphanumeric() {
+            Some((char::from(b), 1))
+        } else if b >= 0x80 {
+            char_at(text, i).filter(|&(c, _)| c.is_alphanumeric() && !is_cjk(c))
+        } else {
+            None
+        }
+    };
+    let joiner = |i: usize, width: usize| i + width < re && text[i + width].is_ascii_alphanumeric();
     let mut i = rs;
     while i < re {
         let b = text[i];
-        if !(b.is_ascii_alphanumeric() || (matches!(b, b'@' | b'$') && joiner(i))) {
-            i += 1;
+        if letter_at(i).is_none() && !(matches!(b, b'@' | b'$') && joiner(i, 1)) {
+            i += if b >= 0x80 {
+                char_at(text, i).map_or(1, |(_, n)| n)
+            } else {
+                1
+            };
             continue;
         }
         let (start, word_start) = (i, words.len());
@@ -591,13 +840,25 @@ fn tokenize(text: &[u8], rs: usize, re: usize, toks: &mut Vec<Token>, words: &mu
             let c = text[i];
             if c.is_ascii_alphanumeric() {
                 words.push(c.to_ascii_lowercase());
-            } else if matches!(c, b'@' | b'$') && joiner(i) {
+                i += 1;
+            } else if matches!(c, b'@' | b'$') && joiner(i, 1) {
                 words.push(c);
-            } else if c != b'\'' || !joiner(i) {
+                i += 1;
+            } else if let Some((ch, n)) = letter_at(i).filter(|_| c >= 0x80) {
+                let mut buf = [0u8; 4];
+                for lower in ch.to_lowercase() {
+                    words.extend_from_slice(lower.encode_utf8(&mut buf).as_bytes());
+                }
+                i += n;
+            } else if c == b'\'' && joiner(i, 1) {
                 // Apostrophes inside a word are dropped so "you're" equals "youre".
+                i += 1;
+            } else if text[i..re].starts_with("\u{2019}".as_bytes()) && joiner(i, 3) {
+                // The typographic apostrophe too: "you’re".
+                i += 3;
+            } else {
                 break;
             }
-            i += 1;
         }
         fold_if_mixed(&mut words[word_start..]);
         toks.push(Token {
@@ -815,12 +1076,19 @@ impl InjectionScanner {
         let bytes = text.as_bytes();
         let base = out.len();
         let mut buf = Buffers::default();
+        let mut signals: Vec<Signal> = Vec::new();
         let mut region: Option<(usize, usize)> = None;
         for (needle, s, e) in anchors {
             match self.anchor_kinds[needle] {
                 AnchorKind::Role(i) => {
                     if let Some(end) = role_marker(bytes, s, e, i) {
-                        out.push((ROLE_FAMILY, s, end));
+                        signals.push(Signal {
+                            family: ROLE_FAMILY,
+                            start: s,
+                            end,
+                            key: u16::MAX,
+                            weight: STRONG,
+                        });
                     }
                     continue;
                 }
@@ -837,15 +1105,25 @@ impl InjectionScanner {
             region = match region {
                 Some((rs, re)) if ws <= re => Some((rs.min(ws), re.max(we))),
                 Some(r) => {
-                    self.scan_region(bytes, r, &mut buf, out);
+                    self.scan_region(bytes, r, &mut buf, &mut signals);
                     Some((ws, we))
                 }
                 None => Some((ws, we)),
             };
         }
         if let Some(r) = region {
-            self.scan_region(bytes, r, &mut buf, out);
+            self.scan_region(bytes, r, &mut buf, &mut signals);
         }
+        // Evidence is weighed per text: each distinct pattern counts once, and nothing is
+        // reported below the threshold (a lone weak signal, such as "act as", is benign).
+        let mut keys: Vec<(u16, u8)> = signals.iter().map(|g| (g.key, g.weight)).collect();
+        keys.sort_unstable();
+        keys.dedup_by_key(|k| k.0);
+        let score: u32 = keys.iter().map(|k| u32::from(k.1)).sum();
+        if score < THRESHOLD {
+            return;
+        }
+        out.extend(signals.iter().map(|g| (g.family, g.start, g.end)));
         let found = &mut out[base..];
         found.sort_unstable_by_key(|&(f, s, e)| (f, s, std::cmp::Reverse(e)));
         let mut kept = base;
@@ -865,18 +1143,26 @@ impl InjectionScanner {
         text: &[u8],
         (mut rs, mut re): (usize, usize),
         buf: &mut Buffers,
-        out: &mut Vec<(u16, usize, usize)>,
+        out: &mut Vec<Signal>,
     ) {
         // Widen to whole words so the window edge never cuts a phrase word in half.
+        let word_byte = |b: u8| b.is_ascii_alphanumeric() || b >= 0x80;
         let mut steps = 0;
-        while rs > 0 && steps < 32 && text[rs - 1].is_ascii_alphanumeric() {
+        while rs > 0 && steps < 96 && word_byte(text[rs - 1]) {
             rs -= 1;
             steps += 1;
         }
         steps = 0;
-        while re < text.len() && steps < 32 && text[re].is_ascii_alphanumeric() {
+        while re < text.len() && steps < 96 && word_byte(text[re]) {
             re += 1;
             steps += 1;
+        }
+        // Never start or end inside a character.
+        while rs < re && text[rs] & 0xC0 == 0x80 {
+            rs += 1;
+        }
+        while re < text.len() && text[re] & 0xC0 == 0x80 {
+            re += 1;
         }
         buf.toks.clear();
         buf.words.clear();
@@ -912,10 +1198,26 @@ impl InjectionScanner {
                 {
                     continue;
                 }
-                out.push((p.family, r.toks[i].start, r.toks[last].end));
+                out.push(Signal {
+                    family: p.family,
+                    start: r.toks[i].start,
+                    end: r.toks[last].end,
+                    key: p.index,
+                    weight: p.weight,
+                });
             }
         }
     }
+}
+
+/// A pattern's match, and the evidence it adds.
+struct Signal {
+    family: u16,
+    start: usize,
+    end: usize,
+    /// Which pattern: the same one twice is one piece of evidence.
+    key: u16,
+    weight: u8,
 }
 
 #[derive(Default)]
@@ -1110,7 +1412,22 @@ mod tests {
     #[test]
     fn ids_are_stable() {
         let ids: Vec<_> = S.ids().collect();
-        assert_eq!(ids.len(), 6);
+        // The first six are referenced by stored rules: they keep their names and places.
+        assert_eq!(
+            ids,
+            [
+                "injection.ignore_instructions",
+                "injection.reveal_system_prompt",
+                "injection.persona_jailbreak",
+                "injection.developer_mode",
+                "injection.role_override",
+                "injection.safety_bypass",
+                "injection.rule_nullification",
+                "injection.dual_response",
+                "injection.obfuscation",
+                "injection.indirect",
+            ]
+        );
         for (i, id) in ids.iter().enumerate() {
             assert!(id.starts_with("injection."));
             assert_eq!(ids.iter().filter(|x| *x == id).count(), 1);
