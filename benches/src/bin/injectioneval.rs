@@ -36,7 +36,7 @@ fn held_out(text: &str) -> bool {
     for b in text.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
-    h % 2 == 0
+    h.is_multiple_of(2)
 }
 
 fn main() -> anyhow::Result<()> {
