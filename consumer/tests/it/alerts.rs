@@ -114,6 +114,28 @@ async fn add_destination(pool: &PgPool, id: &str, kind: &str, url: &str, per_min
     .unwrap();
 }
 
+/// A fresh database with one destination pointing at a new receiver on `path`, which
+/// answers `answers` first.
+async fn with_destination(
+    answers: &[u16],
+    id: &str,
+    kind: &str,
+    path: &str,
+    per_minute: i32,
+) -> (TestDb, Receiver, SocketAddr) {
+    let db = support::fresh_database().await;
+    let (receiver, address) = Receiver::start(answers).await;
+    add_destination(
+        &db.pool,
+        id,
+        kind,
+        &format!("http://{address}{path}"),
+        per_minute,
+    )
+    .await;
+    (db, receiver, address)
+}
+
 async fn add_route(pool: &PgPool, position: i32, definition: Value) {
     sqlx::query("INSERT INTO alert_routes (id, position, definition) VALUES ($1, $2, $3)")
         .bind(definition["id"].as_str().unwrap())
@@ -204,16 +226,7 @@ async fn wait_until_sent(pool: &PgPool, n: i64) {
 
 #[tokio::test]
 async fn webhook_alerts_are_signed_keyed_and_carry_evidence_but_no_content() {
-    let db = support::fresh_database().await;
-    let (receiver, address) = Receiver::start(&[]).await;
-    add_destination(
-        &db.pool,
-        "hook",
-        "webhook",
-        &format!("http://{address}/in"),
-        60,
-    )
-    .await;
+    let (db, receiver, _) = with_destination(&[], "hook", "webhook", "/in", 60).await;
     add_route(
         &db.pool,
         1,
@@ -277,16 +290,7 @@ async fn webhook_alerts_are_signed_keyed_and_carry_evidence_but_no_content() {
 
 #[tokio::test]
 async fn groups_wait_then_repeat_intervals_suppress_and_the_count_rides_on_the_next_message() {
-    let db = support::fresh_database().await;
-    let (receiver, address) = Receiver::start(&[]).await;
-    add_destination(
-        &db.pool,
-        "hook",
-        "webhook",
-        &format!("http://{address}/in"),
-        60,
-    )
-    .await;
+    let (db, receiver, _) = with_destination(&[], "hook", "webhook", "/in", 60).await;
     add_route(
         &db.pool,
         1,
@@ -350,16 +354,7 @@ async fn groups_wait_then_repeat_intervals_suppress_and_the_count_rides_on_the_n
 
 #[tokio::test]
 async fn a_receiver_that_fails_twice_gets_the_alert_on_the_third_try_exactly_once() {
-    let db = support::fresh_database().await;
-    let (receiver, address) = Receiver::start(&[500, 503]).await;
-    add_destination(
-        &db.pool,
-        "flaky",
-        "webhook",
-        &format!("http://{address}/in"),
-        60,
-    )
-    .await;
+    let (db, receiver, _) = with_destination(&[500, 503], "flaky", "webhook", "/in", 60).await;
     add_route(&db.pool, 1, json!({"id": "all", "destinations": ["flaky"]})).await;
     let metrics = Arc::new(Metrics::new());
     let _dispatcher = dispatch(&db.pool, &metrics);
@@ -391,16 +386,7 @@ async fn a_receiver_that_fails_twice_gets_the_alert_on_the_third_try_exactly_onc
 
 #[tokio::test]
 async fn a_receiver_that_refuses_for_good_is_not_retried_and_an_admin_sees_why() {
-    let db = support::fresh_database().await;
-    let (receiver, address) = Receiver::start(&[400]).await;
-    add_destination(
-        &db.pool,
-        "strict",
-        "webhook",
-        &format!("http://{address}/in"),
-        60,
-    )
-    .await;
+    let (db, receiver, address) = with_destination(&[400], "strict", "webhook", "/in", 60).await;
     add_route(
         &db.pool,
         1,
@@ -429,16 +415,7 @@ async fn a_receiver_that_refuses_for_good_is_not_retried_and_an_admin_sees_why()
 
 #[tokio::test]
 async fn the_rate_limit_per_destination_holds_and_postpones_the_rest() {
-    let db = support::fresh_database().await;
-    let (receiver, address) = Receiver::start(&[]).await;
-    add_destination(
-        &db.pool,
-        "slow",
-        "webhook",
-        &format!("http://{address}/in"),
-        2,
-    )
-    .await;
+    let (db, receiver, _) = with_destination(&[], "slow", "webhook", "/in", 2).await;
     add_route(
         &db.pool,
         1,
@@ -473,16 +450,7 @@ async fn the_rate_limit_per_destination_holds_and_postpones_the_rest() {
 
 #[tokio::test]
 async fn two_dispatchers_send_every_alert_once() {
-    let db = support::fresh_database().await;
-    let (receiver, address) = Receiver::start(&[]).await;
-    add_destination(
-        &db.pool,
-        "hook",
-        "webhook",
-        &format!("http://{address}/in"),
-        10_000,
-    )
-    .await;
+    let (db, receiver, _) = with_destination(&[], "hook", "webhook", "/in", 10_000).await;
     add_route(
         &db.pool,
         1,
@@ -509,16 +477,7 @@ async fn two_dispatchers_send_every_alert_once() {
 
 #[tokio::test]
 async fn slack_gets_block_kit_in_the_route_channel() {
-    let db = support::fresh_database().await;
-    let (receiver, address) = Receiver::start(&[]).await;
-    add_destination(
-        &db.pool,
-        "slack",
-        "slack",
-        &format!("http://{address}/services/T0/B0/XX"),
-        60,
-    )
-    .await;
+    let (db, receiver, _) = with_destination(&[], "slack", "slack", "/services/T0/B0/XX", 60).await;
     add_route(
         &db.pool,
         1,
@@ -603,16 +562,7 @@ async fn alertmanager_shows_the_alert_with_its_labels() {
 async fn alerts_follow_commits_across_rollbacks_and_sigkill() {
     let topic = support::unique("alerts");
     let (_broker, bootstrap) = start_tansu(&topic, 1).await;
-    let db = support::fresh_database().await;
-    let (receiver, address) = Receiver::start(&[]).await;
-    add_destination(
-        &db.pool,
-        "hook",
-        "webhook",
-        &format!("http://{address}/in"),
-        60,
-    )
-    .await;
+    let (db, receiver, address) = with_destination(&[], "hook", "webhook", "/in", 60).await;
     add_route(
         &db.pool,
         1,
