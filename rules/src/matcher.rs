@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
-use crate::detector::injection::InjectionScanner;
+use crate::detector::injection::{InjectionScanner, Source};
 use crate::detector::pii::{self, PiiKind};
 use crate::detector::secrets::SecretScanner;
 use crate::ruleset::{Compiled, RuleSet};
@@ -348,10 +348,16 @@ impl Matchers {
             spans.clear();
         }
         if let Some((scanner, rules)) = &self.injection {
+            // What the model reads or wrote is a document; what the user or operator wrote
+            // is not (`Field::Any` keeps the stricter reading).
+            let source = match field {
+                Field::Response | Field::ToolArgs => Source::Document,
+                _ => Source::User,
+            };
             if self.anchors_in_keywords {
-                scanner.scan_anchors(text, anchors, &mut spans);
+                scanner.scan_anchors(text, source, anchors, &mut spans);
             } else {
-                scanner.scan(text, &mut spans);
+                scanner.scan(text, source, &mut spans);
             }
             for &(f, s, e) in &spans {
                 for &rule in &rules[usize::from(f)] {

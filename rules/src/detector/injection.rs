@@ -38,7 +38,8 @@ const AFTER: usize = 240;
 /// Pattern syntax: slots separated by spaces; `a|b*` accepts `a` or any word starting
 /// with `b`; `=DAN` compares the original text case-sensitively; a trailing `?` makes
 /// the slot optional; `~N` allows up to N filler words before the next slot.
-/// Leading flags: `@ai` needs AI context nearby, `@nf` rejects a following code noun.
+/// Leading flags: `@ai` needs AI context nearby, `@nf` rejects a following code noun, `@w`
+/// makes the pattern weak evidence, `@doc` counts it only in documents (`Source::Document`).
 const FAMILIES: &[(&str, &[&str])] = &[
     (
         "injection.ignore_instructions",
@@ -49,21 +50,25 @@ const FAMILIES: &[(&str, &[&str])] = &[
             "ignore|disregard|forget everything|all you|youve ~1 been|were told|taught|given",
             "ignore|disregard|forget ~2 your instruction*|programming|guideline*|directive*|rules|system",
             "ignore|disregard|forget ~3 previous|prior|above|earlier|all ~1 input*|conversation|messages|context",
-            "@w ignore|disregard|forget|bypass ~2 the|all|any|every? ~1 rules|restrictions|guidelines|filters|polic*|ethics|morals",
+            "@w ignor*|disregard*|forget|bypass* ~2 the|all|any|every? ~1 rules|restrictions|guidelines|filters|polic*|ethic*|moral*|boundaries|limitations|safeguards|legal",
             "ignora|ignore|ignorar|ignorad|olvida|olvide|olvidar|descarta|descarte ~~4 instrucciones|instrucción|instruccion|reglas|indicaciones|órdenes|ordenes|directrices",
             "ignore|ignorez|oublie|oubliez|ignorer|oublier ~~4 instructions|consignes|règles|regles|directives|indications",
             "ignoriere|ignorieren|ignorier|vergiss|vergesst|vergessen|missachte|missachten ~~4 anweisungen|anweisung|regeln|instruktionen|vorgaben|befehle|alles|systemanweisungen",
             "ignore|ignora|ignorar|esqueça|esqueca|esqueçam|desconsidere|desconsiderar ~~4 instruções|instrucoes|instrução|regras|orientações|orientacoes|diretrizes",
             "ignora|ignorate|ignorare|dimentica|dimenticate|dimenticare ~~4 istruzioni|istruzione|regole|indicazioni|direttive",
             "игнорируй|игнорируйте|игнорировать|проигнорируй|забудь|забудьте|отбрось ~~4 инструкции|инструкций|правила|указания|указаний|все|всё",
+            "@w ignore|disregard|forget everything|anything|all ~~4 before|above|prior|previous*|preceding|earlier",
+            "regardless ~2 of ~~3 previous|prior|preceding|earlier|above|pre ~~2 instruction*|input*|guideline*|rules|restriction*|request*",
+            "@w special case ~~8 if|when ~2 you|asked|told",
+            "@w if|when ~1 you ~2 are|re|get? ~1 told|asked ~2 to ~~3 summarize|summarise|translate|answer|respond ~~8 instead|also",
         ],
     ),
     (
         "injection.reveal_system_prompt",
         &[
             "@nf reveal|show|print|repeat|output|display|leak|dump|expose|disclose|recite|echo|give|write|return|share ~4 system ~1 prompt*|message*|instruction*",
-            "@nf reveal|show|print|repeat|output|display|leak|dump|expose|disclose|recite|echo|give|share ~4 initial|original|hidden|secret|developer|internal|pre ~1 prompt*|instruction*|message*",
-            "@nf reveal|show|print|repeat|output|display|leak|dump|expose|disclose|recite|echo|share ~3 your ~2 prompt*|instruction*|rules|guidelines|directives",
+            "@nf reveal|show|print|repeat|output|display|leak|dump|expose|disclose|recite|echo|give|share|translate|summarize|summarise|paraphrase|rewrite|encode|spell|list ~4 initial|original|hidden|secret|developer|internal|pre ~1 prompt*|instruction*|message*",
+            "@nf reveal|show|print|repeat|output|display|leak|dump|expose|disclose|recite|echo|share|translate|summarize|summarise|paraphrase|rewrite|encode|spell|list ~3 your ~2 prompt*|instruction*|rules|guidelines|directives",
             "@nf what|whats is|are|were? ~3 your ~2 system|initial|original|hidden|secret ~1 prompt*|instruction*|message*",
             "@nf what|whats is|are|were? your instruction*|prompt|rules",
             "@nf tell me ~3 your|the ~2 system|initial|original|hidden|secret ~1 prompt*|instruction*",
@@ -72,7 +77,11 @@ const FAMILIES: &[(&str, &[&str])] = &[
             "@w display|show|print|output|repeat|translate|reveal ~~4 initial|original|hidden|secret|system ~1 prompt*|instructions|configuration",
             "@w repeat|recite|output ~~4 word for word|verbatim",
             "@w instructions|prompt ~1 you ~1 were ~1 given",
-            "revela|revele|muestra|muéstrame|muestrame|dime|repite|imprime|révèle|révélez|revele|montre|montrez|affiche|affichez|zeige|verrate|nenne|gib|rivela|rivelami|mostra|mostrami|dimmi|ripeti|mostre|revelar|покажи|выведи|раскрой|повтори|скажи|напиши ~3 tu|tus|tes|ton|ta|vos|votre|deine|deinen|dein|ihre|tue|tuoi|tuo|tua|le|suas|seu|sua|teu|твои|твой|твою|свои|ваши|свой ~2 instrucciones|instructions|consignes|anweisungen|systemanweisungen|systemprompt|istruzioni|instruções|instrucoes|prompt|инструкции|промпт|системный|системные|sistema|système",
+            "revela|revele|muestra|muéstrame|muestrame|dime|repite|imprime|révèle|révélez|revele|montre|montrez|affiche|affichez|zeige|verrate|nenne|gib|rivela|rivelami|mostra|mostrami|dimmi|ripeti|mostre|revelar|покажи|выведи|раскрой|повтори|скажи|напиши ~3 tu|tus|tes|ton|ta|vos|votre|deine|deinen|dein|ihre|tue|tuoi|tuo|tua|le|suas|seu|sua|teu|твои|твой|твою|свои|ваши|свой ~~2 instrucciones|instructions|consignes|anweisungen|systemanweisungen|systemprompt|istruzioni|instruções|instrucoes|prompt|инструкции|промпт|системный|системные|sistema|système",
+            "@w what ~2 are|were ~1 you ~1 not ~1 supposed|allowed|permitted ~1 to ~1 tell|say|reveal|share|disclose|discuss",
+            "@w repeat|print|output|recite|dump|show ~3 entire|whole|full? ~1 conversation|chat|context|transcript|history",
+            "output|print|show|display|reveal|dump|repeat ~2 initialization|initialisation|init|boot|startup|bootstrap ~1 string|prompt|text|message*|instruction*|sequence",
+            "tell|show|give|list|share|reveal|repeat ~~3 instructions|rules|guidelines ~1 you ~1 were|have|got|ve ~1 been? ~1 given|told|provided|programmed",
         ],
     ),
     (
@@ -87,11 +96,12 @@ const FAMILIES: &[(&str, &[&str])] = &[
             "pretend|imagine|assume ~3 you ~1 have|had|are no|without ~2 restriction*|limit*|rules|filter*|guideline*|boundaries|censorship|constraint*",
             "act|behave|respond|acting|roleplay ~1 as|like ~3 unfiltered|uncensored|unrestricted|evil|jailbroken|amoral",
             "jailbreak|jailbroken mode",
-            "you|youre are? no longer|not ~1 chatgpt|gpt|claude|gemini|an? ~1 ai ~1 language? ~1 model?",
+            "you|youre are? no longer ~2 chatgpt|gpt|claude|gemini|bard|ai|assistant|chatbot",
+            "@w you|youre are? not chatgpt|gpt|claude|gemini|bard",
             "@w from now on ~2 you|youre|your",
             "@w you|youll ~1 are|will|re ~1 going|now ~1 to? ~1 act|pretend|roleplay|simulate|imitate|play|be",
             "@w act|acting|pretend|roleplay|behave ~1 as|like|to be",
-            "@w assume|adopt|take|play ~3 persona|role|identity|character",
+            "@w assume|adopt|take|play ~~3 persona|role|identity|character",
             "@w in the role of",
             "@w ai|chatbot|model|assistant|bot|character|persona named|called",
             "@w a partir|desde de? ahora|agora ~~3 eres|es|você|voce|sei|tu",
@@ -104,6 +114,12 @@ const FAMILIES: &[(&str, &[&str])] = &[
             "@w с этого момента ~~2 ты",
             "@w modo desarrollador|mode développeur|mode developpeur|entwicklermodus|modalità|modalita sviluppatore|modo desenvolvedor|режим разработчика",
             "@ai jailbroken",
+            "@w will|must|shall|should|do|dont|wont|cannot|cant|never ~1 not|never? ~1 respond|answer|reply|act|behave|speak ~1 as|like ~2 chatgpt|gpt|claude|gemini|openai|ai",
+            "@w immerse|immersing ~2 yourself ~2 into|in ~2 role|roleplay|character|persona",
+            "@w another|alternative|alternate|fictional|hypothetical|imaginary|unrestricted ~1 ai|llm|chatbot",
+            "@w fictional|hypothetical|imaginary ~1 language ~1 model*",
+            "@w you ~1 now? ~1 go ~1 by ~1 the? name",
+            "@w you|youre ~1 are|re ~~4 uncensored|unfiltered|unrestricted|jailbroken|amoral|unhinged",
         ],
     ),
     (
@@ -113,6 +129,9 @@ const FAMILIES: &[(&str, &[&str])] = &[
             "@w developer|dev|debug|debugging|maintenance mode ~3 enabled|activated|on|engaged|unlocked|has|operating",
             "@w operating|running|are ~2 in ~1 developer|dev|debug|maintenance|test mode",
             "@ai enable|activate|enter|engage|unlock|enabling|entering|switch ~3 developer|dev|sudo|god mode",
+            "@w enable|enabled|unlock|unlocked|activate|activated ~2 experimental|hidden|secret|restricted ~1 features|functionalit*|mode|capabilities",
+            "@w grant|give|granted ~3 temporary? ~1 admin*|root|elevated|sudo|superuser ~1 privileges|access|rights|permissions",
+            "@w administrator|admin|root|sudo|developer|maintenance override",
         ],
     ),
     // Delimiters are matched on raw bytes, not tokens; see `ROLE_MARKERS`.
@@ -123,27 +142,27 @@ const FAMILIES: &[(&str, &[&str])] = &[
             "without ~3 ethical|moral|safety|content ~3 guideline*|restriction*|filter*|limit*|rules|constraint*|censorship|boundaries|principles|policy|policies|safeguards",
             "no|zero content ~1 policy|policies|filter*|restriction*|guideline*|moderation",
             "no ethical|moral ~3 guideline*|restriction*|constraint*|limit*|boundaries|principles|filter*",
-            "ignore|disregard|bypass|override|circumvent|violate|break ~2 your|openai|openais|anthropic|anthropics|google|googles ~2 policy|policies|guideline*|safety|safeguards|filter*|programming|training|restrictions|ethics|content",
-            "ignore|disregard|bypass|override|circumvent ~1 the|all|any safety|content|usage|ethical|moral ~1 policy|policies|guideline*|filter*|safeguard*|protocols|restrictions|rules|measures",
+            "ignor*|disregard*|bypass*|overrid*|circumvent*|violat*|break ~2 your|openai|openais|anthropic|anthropics|google|googles ~2 policy|policies|guideline*|safety|safeguards|filter*|programming|training|restrictions|ethics|content",
+            "ignor*|disregard*|bypass*|overrid*|circumvent* ~1 the|all|any safety|content|usage|ethical|moral ~1 policy|policies|guideline*|filter*|safeguard*|protocols|restrictions|rules|measures",
         ],
     ),
     (
         "injection.rule_nullification",
         &[
             "free ~2 of|from ~3 restriction*|rules|filter*|limitation*|constraint*|censorship|guideline*|boundaries|ethic*|moral*",
-            "not|no|never longer? ~1 bound ~1 by ~4 rules|restriction*|ethic*|moral*|guideline*|polic*|filter*|limitation*|laws|principles",
+            "not|no|never|isnt|arent longer? ~1 bound|restrained|constrained|confined|restricted|governed|tied|subject|beholden ~1 by|to ~4 rules|restriction*|ethic*|moral*|guideline*|polic*|filter*|limitation*|laws|principles|values|virtues|openai*|constraint*|censorship",
             "has|have|with no ~2 rules|restriction*|limitation*|limits|filter*|boundaries|ethic*|moral*|censorship",
             "dont|doesnt|does|do|never|not|wont ~2 care* ~1 about? ~3 ethic*|legal*|moral*|laws|rules|illegal*|consequences|safety|guideline*",
             "dont|doesnt|not|never|no ~2 have|has|need|follow|abide|adhere ~2 to|by? ~2 any? ~2 ethic*|moral*|guideline*|rules|restriction*|polic*|filter*",
             "regardless ~2 of ~3 ethic*|moral*|legal*|rules|polic*|guideline*|consequences",
             "polic*|rules|guideline*|restriction*|filter* ~3 do|does|dont|doesnt|no|not ~1 longer? ~1 apply|applies|exist|matter",
             "rules|restriction*|guideline*|safety|filter*|protocols ~3 disabled|deactivated|removed|lifted|suspended|off",
-            "@w never|cannot|cant|wont|not|dont|doesnt ~2 refuse*|decline*",
+            "@w never|cannot|cant|wont|not|dont|doesnt ~~2 refuse*|decline*|reject*",
             "@w any|every|all request*|question*|prompt* ~3 without|regardless|no matter",
             "@w unethical|immoral|illegal ~3 request*|content|activities|question*|things",
-            "@w without|no|never ~3 disclaim*|disclam*|warnings",
+            "@w without|no|never ~3 disclaim*|disclam*|warning*",
             "@w unfiltered|uncensored|unrestricted|amoral ~2 response*|answer*|output*|reply|replies|version|content",
-            "@w amoral|unfiltered|unfiltred|uncensored|unrestricted|unethical ~4 ai|chatbot|assistant|model|bot|llm|gpt|chatgpt|character|persona|entity",
+            "@w amoral|unfiltered|unfiltred|uncensored|unrestricted|unethical|unlimited|unhinged ~4 ai|chatbot|assistant|model|bot|llm|gpt|chatgpt|character|persona|entity|language",
             "@w without ~2 regard* ~3 illegal*|moral*|ethic*|legal*|consequences",
             "@w sin restricciones|reglas|límites|limites|filtros|censura",
             "@w sans restrictions|règles|regles|limites|filtres|censure",
@@ -153,12 +172,21 @@ const FAMILIES: &[(&str, &[&str])] = &[
             "@w sem restrições|restricoes|regras|limites|filtros|censura",
             "@w без ограничений|правил|фильтров|цензуры",
             "@w no aplican|valen|ne ~1 s? ~1 appliquent|nicht gelten|non valgono|não|nao se? ~1 aplicam|не действуют|применяются",
+            "broke|broken|break|breaks|breaking free ~~2 of|from ~~4 confines|restriction*|rules|shackles|chains|limit*|constraint*|programming|openai|censorship|guideline*|matrix|typical",
+            "liberated|freed|unshackled|released ~2 from ~~4 chains|shackles|restriction*|rules|constraint*|confines|openai|limitation*|programming|censorship|oppression|guideline*",
+            "@w not|never|dont|doesnt|wont|nor|no|without ~~3 abide|adhere|obey|conform|comply ~~3 rules|restriction*|guideline*|polic*|ethic*|moral*|laws|principles|standards",
+            "dont|doesnt|not|never|wont ~2 follow|obey|respect|care ~2 about? ~~2 openai*|anthropic*|google* ~~2 polic*|guideline*|rules|content|terms",
+            "@w without ~3 ethics|morals|morality|remorse|conscience|censorship|limitation*|refusal*|hesitation|restraint*",
+            "@w moral*|ethic*|laws|rules|guideline*|polic*|restriction*|commands ~3 are|is ~1 now? ~1 irrelevant|obsolete|void|meaningless|suspended|null",
+            "@w say|generate|write|produce|create|answer|do anything|everything ~~4 user|users|asks|ask|asked|wants|want|matter|regardless|requested",
+            "@w no matter ~1 how|what ~~4 illegal|unethical|immoral|harmful|dangerous|offensive|inappropriate|explicit|volatile|controversial",
+            "@w break|breaking|bend ~~2 the|all|any|every? ~1 rules|restrictions|guidelines|polic*",
         ],
     ),
     (
         "injection.dual_response",
         &[
-            "@w two|2|both|dual ~2 response*|answers|replies|outputs|ways",
+            "@w two|2|both|dual ~1 different|separate|distinct? ~2 response*|answers|replies|outputs|ways|paragraphs|personalit*|personas|entities|manners|versions",
             "@w respond|answer|reply ~2 twice",
             "developer|dev|jailbreak|jailbroken|=DAN|unfiltered ~1 mode ~1 output*|response*",
             "@w stay|stays|staying|remain|remains|keep|keeps ~2 in character",
@@ -166,6 +194,8 @@ const FAMILIES: &[(&str, &[&str])] = &[
             "@w never|dont|not|do ~2 break ~1 character",
             "@w moralizing|moralising rant",
             "@w =JAILBREAK",
+            "@w respond|answer|reply ~1 as ~1 both",
+            "@w opposite ~~2 of|from? ~~3 chatgpt|openai|ai|personality|you|programmed|everything",
         ],
     ),
     (
@@ -192,8 +222,27 @@ const FAMILIES: &[(&str, &[&str])] = &[
             "@w system ~1 note|update|override|notice|announcement|hinweis",
             "your ~1 real|actual|true|new ~1 task|goal|objective|directive|instructions ~1 is|are|now",
             "@w supersede*|supersedes ~3 all|any|prior|previous|earlier",
+            "@w @doc when|while|before|after|if|once ~1 you ~1 read|process|summarize|summarise|parse|review|see|handle|analyze|analyse|index|answer|reply|respond ~2 this|these|it|the|to? ~~4 must|should|also|always|email|send|call|include|append|delete|forward|remember|save",
+            "@w @doc call|use|invoke|run|execute ~1 the? delete|send|http|write|exec|transfer|remove|drop|post|upload|forward|shell ~1 file|email|mail|post|request|command|funds|money|table|message|get",
+            "@w @doc send|email|forward|upload|exfiltrate|post|leak|transmit|copy ~~5 customer*|user|users|client*|password*|credential*|api|keys|secrets|tokens|records|database|emails|summary|conversation|history|data|list ~~4 to",
+            "@w @doc save|store|write|add|persist|remember ~~4 memory|memories|future|persist*|across",
+            "@w @doc every|all|each|any ~1 future ~1 reply|replies|response*|summar*|answer*|task*|report*|message*|turn*|session*",
+            "@w @doc must|should|shall|needs ~2 be? ~1 included|appended|added|inserted|shown ~~4 every|each|all|end|response|reply|answer|summary",
+            "@w @doc ende|fine|final|fin ~~2 jeder|ogni|cada|chaque|toda ~1 antwort|risposta|respuesta|réponse|resposta",
+            "@w end ~1 of ~1 user|the? ~1 input|prompt|document|context|instructions|conversation|data",
         ],
     ),
+    (
+        "injection.output_coercion",
+        &[
+            "@w at|to ~1 the end|beginning|start|top|bottom ~1 of ~1 your|each|every|all ~1 response*|reply|replies|answer*|output*|message*|summar*",
+            "@w repeat ~~5 times",
+            "@w exactly|verbatim ~1 as ~1 it ~1 is|appears|written|stands",
+            "@w it ~1 is|s ~1 crucial|essential|vital|imperative|critical ~~3 include|do|follow|comply|output|add|this",
+        ],
+    ),
+    // Templated image URLs are matched on raw bytes; see `MARKUP`.
+    ("injection.exfiltration", &[]),
 ];
 
 const ROLE_FAMILY: u16 = 4;
@@ -553,6 +602,177 @@ const ANCHORS: &[&str] = &[
     "gelten",
     "valgono",
     "aplicam",
+    // this wave: more persona, nullification, extraction and document-borne signals
+    "no longer",
+    "not chatgpt",
+    "not gpt",
+    "not claude",
+    "regardless",
+    "special case",
+    "are told to",
+    "are asked to",
+    "re told to",
+    "re asked to",
+    "get told to",
+    "not supposed to",
+    "not allowed to",
+    "not permitted to",
+    "repeat",
+    "recite",
+    "initializ",
+    "initialis",
+    "init string",
+    "init prompt",
+    "startup prompt",
+    "boot prompt",
+    "were given",
+    "been given",
+    "were told",
+    "were provided",
+    "were programmed",
+    "respond as",
+    "answer as",
+    "reply as",
+    "speak as",
+    "respond like",
+    "behave like",
+    "immers",
+    "another ai",
+    "alternative ai",
+    "alternate ai",
+    "fictional ai",
+    "hypothetical ai",
+    "imaginary ai",
+    "another llm",
+    "fictional llm",
+    "another chatbot",
+    "fictional language",
+    "hypothetical language",
+    "imaginary language",
+    "go by",
+    "experimental",
+    "unlock",
+    "privileges",
+    "admin access",
+    "root access",
+    "elevated",
+    "superuser",
+    "administrative",
+    "broken free",
+    "broke free",
+    "break free",
+    "breaks free",
+    "breaking free",
+    "liberat",
+    "freed from",
+    "unshackl",
+    "released from",
+    "abide",
+    "adher",
+    "obey",
+    "conform",
+    "comply",
+    "openai",
+    "anthropic",
+    "remorse",
+    "conscience",
+    "refusal",
+    "hesitation",
+    "restraint",
+    "irrelevant",
+    "obsolete",
+    "null void",
+    "null and void",
+    "meaningless",
+    "say anything",
+    "generate anything",
+    "write anything",
+    "answer anything",
+    "do anything",
+    "say everything",
+    "no matter",
+    "break the",
+    "breaking the",
+    "bend the",
+    "as both",
+    "opposite",
+    "restrained",
+    "constrained",
+    "confined",
+    "subject to",
+    "beholden",
+    "two different",
+    "two separate",
+    "two distinct",
+    "two paragraphs",
+    "two personas",
+    "two personalities",
+    "two entities",
+    "two versions",
+    "both personas",
+    "separate manners",
+    "when you",
+    "before you",
+    "after you",
+    "once you",
+    "if you read",
+    "_file",
+    "_email",
+    "_mail",
+    "_post",
+    "_request",
+    "_command",
+    "_funds",
+    "_money",
+    "_get",
+    "email the",
+    "send the",
+    "forward the",
+    "send them",
+    "send it",
+    "send this",
+    "exfiltrat",
+    "upload the",
+    "memory",
+    "memories",
+    "remember",
+    "persist",
+    "future",
+    "be included",
+    "be appended",
+    "be added",
+    "be inserted",
+    "be shown",
+    "jeder antwort",
+    "ogni risposta",
+    "cada respuesta",
+    "chaque réponse",
+    "chaque reponse",
+    "cada resposta",
+    "toda resposta",
+    "end of user",
+    "end of input",
+    "end of prompt",
+    "end of document",
+    "end of context",
+    "end of the input",
+    "end of the document",
+    "end of the prompt",
+    "end of your",
+    "end of each",
+    "end of every",
+    "end of all",
+    "start of your",
+    "beginning of your",
+    "top of your",
+    "bottom of your",
+    "exactly as it",
+    "verbatim as it",
+    "crucial",
+    "imperative",
+    "essential",
+    "vital",
+    "critical",
     // leetspeak forms of the most common words
     "1gn",
     "gn0r",
@@ -616,6 +836,38 @@ const RAW_PHRASES: &[(&str, u8, &[&str])] = &[
 ];
 const RAW_REACH: usize = 24;
 
+/// Where a text comes from. A user writing "when you summarize this, include the dates" is
+/// asking for something; the same words inside a web page or tool output the model reads are
+/// somebody else steering it, so some patterns (`@doc`) count only in documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The user's prompt, or the operator's system prompt.
+    User,
+    /// What the model reads or produced: responses, tool arguments and results.
+    Document,
+}
+
+/// Markup that carries an attack by its structure rather than its words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Markup {
+    /// `![alt](https://host/…?q={data})`: an image the client fetches on render, its URL
+    /// templated for the model to fill in: the classic exfiltration channel.
+    TemplatedImage,
+    /// `onerror=`, `onload=`, `javascript:`, `<script`: active content for the model to emit.
+    ActiveContent,
+    /// `system:` opening a line: a forged conversation turn.
+    ForgedTurn,
+}
+
+const MARKUP: &[(&str, Markup)] = &[
+    ("![", Markup::TemplatedImage),
+    ("onerror", Markup::ActiveContent),
+    ("onload", Markup::ActiveContent),
+    ("javascript:", Markup::ActiveContent),
+    ("<script", Markup::ActiveContent),
+    ("system:", Markup::ForgedTurn),
+];
+
 const ROLE_NAMES: &[&str] = &[
     "system",
     "assistant",
@@ -631,6 +883,7 @@ enum AnchorKind {
     Raw(usize),
     Dan,
     Role(usize),
+    Markup(Markup),
 }
 
 #[derive(Debug)]
@@ -658,6 +911,8 @@ struct Pattern {
     slots: Vec<Slot>,
     ai_context: bool,
     no_code_noun: bool,
+    /// Counts only in text the model reads rather than the user writes (see `Source`).
+    document_only: bool,
     /// Evidence this pattern adds; a text is reported once its signals reach `THRESHOLD`.
     weight: u8,
     index: u16,
@@ -690,6 +945,7 @@ fn parse_pattern(family: u16, src: &str) -> Pattern {
         slots: Vec::new(),
         ai_context: false,
         no_code_noun: false,
+        document_only: false,
         weight: STRONG,
         index: 0,
     };
@@ -700,6 +956,7 @@ fn parse_pattern(family: u16, src: &str) -> Pattern {
             "@ai" => p.ai_context = true,
             "@nf" => p.no_code_noun = true,
             "@w" => p.weight = WEAK,
+            "@doc" => p.document_only = true,
             _ if part.starts_with("~~") => {
                 gap = part[2..].parse().unwrap_or(0);
                 any_gap = true;
@@ -787,6 +1044,10 @@ impl InjectionScanner {
         for (i, (m, _)) in ROLE_MARKERS.iter().enumerate() {
             needles.push(m.as_bytes().to_vec());
             anchor_kinds.push(AnchorKind::Role(i));
+        }
+        for (m, kind) in MARKUP {
+            needles.push(m.as_bytes().to_vec());
+            anchor_kinds.push(AnchorKind::Markup(*kind));
         }
         // A fixed table of short literals cannot exceed automaton limits; `None` only
         // keeps `new` panic-free if that ever changed (the scanner then finds nothing).
@@ -1061,6 +1322,51 @@ fn role_marker(text: &[u8], s: usize, e: usize, marker: usize) -> Option<usize> 
     (text.get(j) == Some(&b':')).then_some(j + 1)
 }
 
+/// The end of the markup signal anchored at `s..e`, with its family and weight, if it is one.
+fn markup(text: &[u8], s: usize, e: usize, kind: Markup) -> Option<(&'static str, u8, usize)> {
+    match kind {
+        Markup::TemplatedImage => {
+            let close = memchr::memmem::find(&text[e..(e + 200).min(text.len())], b"](")?;
+            let url_start = e + close + 2;
+            let url = &text[url_start..(url_start + 400).min(text.len())];
+            let url = &url[..url
+                .iter()
+                .position(|&b| b == b')' || b.is_ascii_whitespace())
+                .unwrap_or(url.len())];
+            let web = [&b"https://"[..], b"http://"]
+                .iter()
+                .any(|p| url.get(..p.len()).is_some_and(|u| u.eq_ignore_ascii_case(p)));
+            let query = &url[memchr::memchr(b'?', url)?..];
+            let templated = query.iter().any(|b| matches!(b, b'[' | b'{' | b'<' | b'$'))
+                || query.windows(3).any(|w| {
+                    [&b"%7b"[..], b"%5b", b"%24"]
+                        .iter()
+                        .any(|t| w.eq_ignore_ascii_case(t))
+                });
+            let mut end = url_start + url.len();
+            while end < text.len() && text[end] & 0xC0 == 0x80 {
+                end -= 1;
+            }
+            (web && templated).then_some(("injection.exfiltration", STRONG, end))
+        }
+        Markup::ActiveContent => {
+            let attr = text[s..e].starts_with(b"on");
+            let next = text[e..].iter().take(4).find(|b| !b.is_ascii_whitespace());
+            let word_start = s == 0 || !text[s - 1].is_ascii_alphanumeric();
+            (word_start && (!attr || next == Some(&b'=')))
+                .then_some(("injection.output_coercion", WEAK, e))
+        }
+        Markup::ForgedTurn => {
+            let line_start = text[..s]
+                .iter()
+                .rev()
+                .find(|&&b| b != b' ' && b != b'\t')
+                .is_none_or(|&b| b == b'\n');
+            line_start.then_some(("injection.role_override", WEAK, e))
+        }
+    }
+}
+
 struct Region<'a> {
     text: &'a [u8],
     toks: &'a [Token],
@@ -1145,14 +1451,14 @@ impl InjectionScanner {
         &self.needles
     }
 
-    pub fn scan(&self, text: &str, out: &mut Vec<(u16, usize, usize)>) {
+    pub fn scan(&self, text: &str, source: Source, out: &mut Vec<(u16, usize, usize)>) {
         let Some(gate) = &self.gate else {
             return;
         };
         let anchors = gate
             .find_iter(text.as_bytes())
             .map(|m| (m.pattern().as_usize(), m.start(), m.end()));
-        self.scan_anchors(text, anchors, out);
+        self.scan_anchors(text, source, anchors, out);
     }
 
     /// Scans the windows around `anchors`: (needle index, start, end), non-overlapping, in
@@ -1160,6 +1466,7 @@ impl InjectionScanner {
     pub fn scan_anchors(
         &self,
         text: &str,
+        source: Source,
         anchors: impl IntoIterator<Item = (usize, usize, usize)>,
         out: &mut Vec<(u16, usize, usize)>,
     ) {
@@ -1202,20 +1509,32 @@ impl InjectionScanner {
                     }
                     continue;
                 }
+                AnchorKind::Markup(kind) => {
+                    if let Some((family, weight, end)) = markup(bytes, s, e, kind) {
+                        signals.push(Signal {
+                            family: self.index_of(family).unwrap_or(0),
+                            start: s,
+                            end,
+                            key: u16::MAX - 64 - kind as u16,
+                            weight,
+                        });
+                    }
+                    continue;
+                }
                 AnchorKind::Phrase => {}
             }
             let (ws, we) = (s.saturating_sub(BEFORE), (e + AFTER).min(bytes.len()));
             region = match region {
                 Some((rs, re)) if ws <= re => Some((rs.min(ws), re.max(we))),
                 Some(r) => {
-                    self.scan_region(bytes, r, &mut buf, &mut signals);
+                    self.scan_region(bytes, r, source, &mut buf, &mut signals);
                     Some((ws, we))
                 }
                 None => Some((ws, we)),
             };
         }
         if let Some(r) = region {
-            self.scan_region(bytes, r, &mut buf, &mut signals);
+            self.scan_region(bytes, r, source, &mut buf, &mut signals);
         }
         // Evidence is weighed per text: each distinct pattern counts once, and nothing is
         // reported below the threshold (a lone weak signal, such as "act as", is benign).
@@ -1245,6 +1564,7 @@ impl InjectionScanner {
         &self,
         text: &[u8],
         (mut rs, mut re): (usize, usize),
+        source: Source,
         buf: &mut Buffers,
         out: &mut Vec<Signal>,
     ) {
@@ -1284,6 +1604,9 @@ impl InjectionScanner {
                 let Some(first) = p.slots.first() else {
                     continue;
                 };
+                if p.document_only && source == Source::User {
+                    continue;
+                }
                 let lead = r.words.get(r.toks[i].word_start).copied().unwrap_or(0);
                 if !p.first_bytes[usize::from(lead)] || !r.accepts(first, i) {
                     continue;
@@ -1346,7 +1669,7 @@ mod tests {
 
     fn hits(text: &str) -> Vec<(&'static str, &str)> {
         let mut out = Vec::new();
-        S.scan(text, &mut out);
+        S.scan(text, Source::User, &mut out);
         for &(_, s, e) in &out {
             assert!(
                 s < e && e <= text.len() && text.is_char_boundary(s) && text.is_char_boundary(e)
@@ -1535,6 +1858,8 @@ mod tests {
                 "injection.dual_response",
                 "injection.obfuscation",
                 "injection.indirect",
+                "injection.output_coercion",
+                "injection.exfiltration",
             ]
         );
         for (i, id) in ids.iter().enumerate() {
@@ -1650,7 +1975,7 @@ mod tests {
             let mut n = 0;
             for _ in 0..iters {
                 out.clear();
-                S.scan(std::hint::black_box(text), &mut out);
+                S.scan(std::hint::black_box(text), Source::User, &mut out);
                 n += out.len();
             }
             let secs = start.elapsed().as_secs_f64();
