@@ -3,15 +3,25 @@
 //! on the same literal and regex set.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use flagstream_benches::corpus;
 use flagstream_benches::traffic::TrafficGenerator;
+use flagstream_benches::{corpus, realistic};
 use flagstream_rules::{Event, Pack, RuleSet};
 
 const SEED: u64 = 42;
 
 fn packs(c: &mut Criterion) {
-    for (label, size) in [("2KB", 2048), ("mixed_0.5-8KB", 0)] {
-        let prompts = corpus::prompts(SEED, 500, size, 0.05);
+    let corpora = [
+        ("2KB", corpus::prompts(SEED, 500, 2048, 0.05)),
+        ("mixed_0.5-8KB", corpus::prompts(SEED, 500, 0, 0.05)),
+        // Traffic full of the words rules anchor on (see `realistic`), with and without
+        // planted findings.
+        ("realistic_2KB", realistic::prompts(SEED, 500, 2048, 0.05)),
+        (
+            "realistic_2KB_clean",
+            realistic::prompts(SEED, 500, 2048, 0.0),
+        ),
+    ];
+    for (label, prompts) in corpora {
         let events = corpus::events(&prompts);
         let bytes: usize = prompts.iter().map(String::len).sum();
         let mut group = c.benchmark_group(format!("rules/{label}"));

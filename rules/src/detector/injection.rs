@@ -1448,12 +1448,14 @@ fn collapse_spaced(
 }
 
 /// Code punctuation or a long stretch between two phrase words means they are not one
-/// phrase (e.g. `print(system_prompt)`).
-fn clean_gap(text: &[u8], from: usize, to: usize) -> bool {
+/// phrase (e.g. `print(system_prompt)`); nor does a sentence end when the gap holds words
+/// other than filler ("ignore the footnotes. The instructions …").
+fn clean_gap(text: &[u8], from: usize, to: usize, any_words: bool) -> bool {
     to.saturating_sub(from) <= 24
-        && !text[from..to]
-            .iter()
-            .any(|b| matches!(b, b'(' | b')' | b'{' | b'}' | b'=' | b';'))
+        && !text[from..to].iter().any(|b| {
+            matches!(b, b'(' | b')' | b'{' | b'}' | b'=' | b';')
+                || (any_words && matches!(b, b'.' | b'!' | b'?' | b'\n'))
+        })
 }
 
 /// Whether `text[start..end]` stands between quote marks.
@@ -1611,7 +1613,12 @@ impl Region<'_> {
                 break;
             }
             if self.accepts(slot, t)
-                && clean_gap(self.text, self.toks[last].end, self.toks[t].start)
+                && clean_gap(
+                    self.text,
+                    self.toks[last].end,
+                    self.toks[t].start,
+                    slot.any_gap && k > 0,
+                )
             {
                 if let Some(end) = self.match_from(p, si + 1, t + 1, t) {
                     return Some(end);
