@@ -29,6 +29,9 @@
 //!   when the question says "you".
 //! - "DAN" only counts when written uppercase.
 
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 /// Bytes looked at before/after an anchor; phrases are short, so this bounds the work.
@@ -1088,6 +1091,9 @@ struct Alt {
 
 #[derive(Debug)]
 struct Slot {
+    /// Whole-word alternatives as vocabulary ids (sorted): one integer test per token.
+    words: Vec<u32>,
+    /// Prefix and case-sensitive alternatives, compared byte by byte.
     alts: Vec<Alt>,
     gap: usize,
     /// `~~N`: the gap may hold any words, not only filler (word order varies more in the
@@ -1099,8 +1105,6 @@ struct Slot {
 #[derive(Debug)]
 struct Pattern {
     family: u16,
-    /// First bytes the first slot can start with; skips most patterns per token cheaply.
-    first_bytes: [bool; 256],
     slots: Vec<Slot>,
     ai_context: bool,
     no_code_noun: bool,
@@ -1118,7 +1122,32 @@ struct Token {
     word_start: usize,
     word_end: usize,
     filler: bool,
+    /// The word's vocabulary id, `NO_WORD` if no pattern names it.
+    id: u32,
 }
+
+const NO_WORD: u32 = u32::MAX;
+
+/// FNV-1a for the vocabulary: words are a few bytes, and SipHash's set-up would cost more
+/// than the lookup.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Vocabulary = HashMap<Box<[u8]>, u32, BuildHasherDefault<Fnv>>;
 
 #[derive(Debug)]
 pub struct InjectionScanner {
@@ -1128,15 +1157,20 @@ pub struct InjectionScanner {
     needles: Vec<Vec<u8>>,
     anchor_kinds: Vec<AnchorKind>,
     patterns: Vec<Pattern>,
-    /// Patterns by the first byte their first word can start with: a token tries only these.
+    /// Every whole word a pattern or the filler list names, with its id.
+    vocabulary: Vocabulary,
+    /// By vocabulary id: whether the word is filler.
+    filler: Vec<bool>,
+    /// By vocabulary id: the patterns whose first slot names the word.
+    by_word: Vec<Vec<u16>>,
+    /// Patterns whose first slot has prefix or case-sensitive alternatives, by the first
+    /// byte those can start with.
     by_lead: Vec<Vec<u16>>,
-    filler: Vec<&'static [u8]>,
 }
 
 fn parse_pattern(family: u16, src: &str) -> Pattern {
     let mut p = Pattern {
         family,
-        first_bytes: [false; 256],
         slots: Vec::new(),
         ai_context: false,
         no_code_noun: false,
@@ -1181,6 +1215,7 @@ fn parse_pattern(family: u16, src: &str) -> Pattern {
                     })
                     .collect();
                 p.slots.push(Slot {
+                    words: Vec::new(),
                     alts,
                     gap,
                     any_gap,
@@ -1189,11 +1224,6 @@ fn parse_pattern(family: u16, src: &str) -> Pattern {
                 gap = 0;
                 any_gap = false;
             }
-        }
-    }
-    for a in p.slots.first().map_or(&[][..], |s| &s.alts[..]) {
-        if let Some(&b) = a.word.first() {
-            p.first_bytes[usize::from(b.to_ascii_lowercase())] = true;
         }
     }
     p
@@ -1262,24 +1292,56 @@ impl InjectionScanner {
                 patterns.push(pattern);
             }
         }
-        let mut filler: Vec<&'static [u8]> = FILLER.iter().map(|w| w.as_bytes()).collect();
-        filler.sort_unstable();
-        filler.dedup();
+        // Whole-word alternatives become ids, so a token is hashed once and each slot test
+        // is an integer search instead of string comparisons.
+        let mut vocabulary = Vocabulary::default();
+        let mut intern = |w: &[u8]| -> u32 {
+            let next = u32::try_from(vocabulary.len()).unwrap_or(NO_WORD - 1);
+            *vocabulary.entry(w.into()).or_insert(next)
+        };
+        let filler_ids: Vec<u32> = FILLER.iter().map(|w| intern(w.as_bytes())).collect();
+        let mut by_lead: Vec<Vec<u16>> = vec![Vec::new(); 256];
+        let mut first_words: Vec<(u32, u16)> = Vec::new();
+        for (pi, p) in patterns.iter_mut().enumerate() {
+            let pi = u16::try_from(pi).unwrap_or(u16::MAX);
+            for (si, slot) in p.slots.iter_mut().enumerate() {
+                let (words, rest): (Vec<Alt>, Vec<Alt>) = std::mem::take(&mut slot.alts)
+                    .into_iter()
+                    .partition(|a| !a.prefix && !a.exact);
+                slot.words = words.iter().map(|a| intern(&a.word)).collect();
+                slot.words.sort_unstable();
+                slot.alts = rest;
+                if si == 0 {
+                    first_words.extend(slot.words.iter().map(|&w| (w, pi)));
+                    for a in &slot.alts {
+                        if let Some(&b) = a.word.first() {
+                            let lead = &mut by_lead[usize::from(b.to_ascii_lowercase())];
+                            if lead.last() != Some(&pi) {
+                                lead.push(pi);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut by_word: Vec<Vec<u16>> = vec![Vec::new(); vocabulary.len()];
+        for (w, pi) in first_words {
+            by_word[w as usize].push(pi);
+        }
+        let mut filler = vec![false; vocabulary.len()];
+        for w in filler_ids {
+            filler[w as usize] = true;
+        }
         InjectionScanner {
             ids: FAMILIES.iter().map(|(id, _)| *id).collect(),
             gate,
             needles,
             anchor_kinds,
-            by_lead: (0..=255u8)
-                .map(|b| {
-                    (0..patterns.len())
-                        .filter(|&i| patterns[i].first_bytes[usize::from(b)])
-                        .filter_map(|i| u16::try_from(i).ok())
-                        .collect()
-                })
-                .collect(),
             patterns,
+            vocabulary,
             filler,
+            by_word,
+            by_lead,
         }
     }
 }
@@ -1393,6 +1455,7 @@ fn tokenize(text: &[u8], rs: usize, re: usize, toks: &mut Vec<Token>, words: &mu
             word_start,
             word_end: words.len(),
             filler: false,
+            id: NO_WORD,
         });
     }
 }
@@ -1438,6 +1501,7 @@ fn collapse_spaced(
                 word_start,
                 word_end: words.len(),
                 filler: false,
+                id: NO_WORD,
             });
         } else {
             scratch.push(t);
@@ -1586,6 +1650,9 @@ struct Region<'a> {
 impl Region<'_> {
     fn accepts(&self, slot: &Slot, t: usize) -> bool {
         let tok = &self.toks[t];
+        if tok.id != NO_WORD && slot.words.binary_search(&tok.id).is_ok() {
+            return true;
+        }
         let w = word(self.words, tok);
         slot.alts.iter().any(|a| {
             if a.exact {
@@ -1801,7 +1868,12 @@ impl InjectionScanner {
         tokenize(text, rs, re, &mut buf.toks, &mut buf.words);
         collapse_spaced(text, &mut buf.toks, &mut buf.words, &mut buf.scratch);
         for t in &mut buf.toks {
-            t.filler = self.filler.binary_search(&word(&buf.words, t)).is_ok();
+            t.id = self
+                .vocabulary
+                .get(word(&buf.words, t))
+                .copied()
+                .unwrap_or(NO_WORD);
+            t.filler = t.id != NO_WORD && self.filler[t.id as usize];
         }
         let r = Region {
             text,
@@ -1810,7 +1882,11 @@ impl InjectionScanner {
         };
         for i in 0..r.toks.len() {
             let lead = r.words.get(r.toks[i].word_start).copied().unwrap_or(0);
-            for &pi in &self.by_lead[usize::from(lead)] {
+            let by_word = match r.toks[i].id {
+                NO_WORD => &[][..],
+                id => &self.by_word[id as usize][..],
+            };
+            for &pi in by_word.iter().chain(&self.by_lead[usize::from(lead)]) {
                 let p = &self.patterns[usize::from(pi)];
                 let Some(first) = p.slots.first() else {
                     continue;
