@@ -43,6 +43,7 @@ pub mod content;
 pub mod detector;
 mod error;
 mod event;
+mod flagwise;
 mod matcher;
 mod pack;
 mod rule;
@@ -55,7 +56,9 @@ pub use error::Error;
 pub use event::{Event, Origin};
 pub use matcher::detector_ids;
 pub use pack::Pack;
-pub use rule::{Conditions, Exceptions, Field, Metric, Mode, Op, Rule, RuleKind, Severity};
+pub use rule::{
+    Conditions, Dialect, Exceptions, Field, Metric, Mode, Op, Rule, RuleKind, Severity,
+};
 pub use ruleset::RuleSet;
 pub use text::Encoding;
 pub use verdict::{Detection, Verdict};

@@ -100,6 +100,10 @@ impl Matchers {
         let mut secret_rules = vec![Vec::new(); secrets.ids().count()];
         let mut injection_rules = vec![Vec::new(); injection.ids().count()];
         for (index, c) in rules.iter().enumerate() {
+            if c.rule.dialect.is_flagwise() {
+                // Matched by `FlagwiseMatchers`, on the raw text.
+                continue;
+            }
             match &c.rule.kind {
                 RuleKind::Keyword {
                     keywords,

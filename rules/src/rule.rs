@@ -99,8 +99,34 @@ pub struct Rule {
     pub exceptions: Exceptions,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// How the rule's text is matched; see [`Dialect`].
+    #[serde(default, skip_serializing_if = "Dialect::is_native")]
+    pub dialect: Dialect,
     #[serde(flatten)]
     pub kind: RuleKind,
+}
+
+/// How a rule matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dialect {
+    /// Flagstream's: normalized and decoded text, whole words, validated detectors.
+    #[default]
+    Native,
+    /// FlagWise's, exactly: the raw text, keywords as lower-case substrings, regexes as
+    /// Python's `re.search(…, re.IGNORECASE)`, model and provider names by lower-case
+    /// equality. For teams switching over (the `flagwise-compat` pack).
+    Flagwise,
+}
+
+impl Dialect {
+    pub fn is_native(&self) -> bool {
+        *self == Dialect::Native
+    }
+
+    pub fn is_flagwise(&self) -> bool {
+        *self == Dialect::Flagwise
+    }
 }
 
 /// The rule applies only to events matching every non-empty list.

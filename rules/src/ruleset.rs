@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 
 use crate::condition::{any_glob, Cidr, Glob};
+use crate::flagwise::FlagwiseMatchers;
 use crate::matcher::{Hit, Matchers};
 use crate::text::{decoded_runs, Cleaned, Encoding, DECODE_BUDGET, MAX_DEPTH};
 use crate::verdict::excerpt;
@@ -23,10 +24,26 @@ const MAX_RULES: usize = 10_000;
 #[derive(Debug, Clone)]
 enum Check {
     Text,
-    Model { allow: Vec<Glob>, deny: Vec<Glob> },
-    Provider { allow: Vec<Glob>, deny: Vec<Glob> },
+    Model {
+        allow: Vec<Glob>,
+        deny: Vec<Glob>,
+    },
+    Provider {
+        allow: Vec<Glob>,
+        deny: Vec<Glob>,
+    },
+    /// FlagWise's model or provider check: lower-cased names, compared for equality.
+    Names {
+        field: Field,
+        allow: Vec<String>,
+        deny: Vec<String>,
+    },
     Cidr(Vec<Cidr>),
-    Threshold { metric: Metric, op: Op, value: f64 },
+    Threshold {
+        metric: Metric,
+        op: Op,
+        value: f64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +109,9 @@ type Spans = Vec<(usize, usize)>;
 pub struct RuleSet {
     pub(crate) rules: Vec<Compiled>,
     pub(crate) matchers: Matchers,
+    flagwise: FlagwiseMatchers,
+    /// Whether any text rule is in the native dialect (else normalization is skipped).
+    native_text: bool,
     /// Union of the fields any text rule scans.
     fields: u16,
     pub(crate) global_exceptions: ExceptionSet,
@@ -123,6 +143,10 @@ impl RuleSet {
             compiled.push(compile(rule)?);
         }
         let matchers = Matchers::build(&compiled)?;
+        let flagwise = FlagwiseMatchers::build(&compiled)?;
+        let native_text = compiled
+            .iter()
+            .any(|c| matches!(c.check, Check::Text) && c.rule.dialect.is_native());
         let fields = compiled
             .iter()
             .filter(|c| matches!(c.check, Check::Text))
@@ -130,6 +154,8 @@ impl RuleSet {
         Ok(RuleSet {
             rules: compiled,
             matchers,
+            flagwise,
+            native_text,
             fields,
             global_exceptions: ExceptionSet::build(global, "(global)")?,
             threshold: 1,
@@ -182,6 +208,22 @@ impl RuleSet {
     }
 
     fn scan_field(&self, field: Field, original: &str, active: &[bool], hits: &mut Vec<Hit>) {
+        if !self.flagwise.is_empty() {
+            let mut found = Vec::new();
+            self.flagwise
+                .find(self, original, field, active, &mut found);
+            hits.extend(found.into_iter().map(|(rule, start, end, detector)| Hit {
+                rule,
+                field,
+                start,
+                end,
+                decoded: None,
+                detector,
+            }));
+        }
+        if !self.native_text {
+            return;
+        }
         let cleaned = Cleaned::new(original);
         for &(kind, start, end) in &cleaned.smuggled {
             for &rule in self.matchers.smuggling_rules(kind) {
@@ -443,10 +485,19 @@ fn compile(rule: Rule) -> Result<Compiled, Error> {
             if allow.is_empty() && deny.is_empty() {
                 return Err(invalid(&rule, "needs an allow or a deny list".into()));
             }
-            let (allow, deny) = (globs(allow), globs(deny));
-            if matches!(rule.kind, RuleKind::Model { .. }) {
+            let model = matches!(rule.kind, RuleKind::Model { .. });
+            if rule.dialect.is_flagwise() {
+                let lower = |l: &[String]| l.iter().map(|n| n.to_lowercase()).collect();
+                Check::Names {
+                    field: if model { Field::Model } else { Field::Provider },
+                    allow: lower(allow),
+                    deny: lower(deny),
+                }
+            } else if model {
+                let (allow, deny) = (globs(allow), globs(deny));
                 Check::Model { allow, deny }
             } else {
+                let (allow, deny) = (globs(allow), globs(deny));
                 Check::Provider { allow, deny }
             }
         }
@@ -509,6 +560,16 @@ fn check_metadata(check: &Check, event: &Event) -> Option<(Field, String)> {
         }
         Check::Provider { allow, deny } => {
             listed(allow, deny, &event.provider).then(|| (Field::Provider, event.provider.clone()))
+        }
+        Check::Names { field, allow, deny } => {
+            let value = if *field == Field::Model {
+                &event.model
+            } else {
+                &event.provider
+            };
+            let lower = value.to_lowercase();
+            (deny.contains(&lower) || (!allow.is_empty() && !allow.contains(&lower)))
+                .then(|| (*field, value.clone()))
         }
         Check::Cidr(ranges) => ranges
             .iter()
