@@ -120,11 +120,7 @@ impl FlagwiseMatchers {
         active: &[bool],
         out: &mut Vec<Found>,
     ) {
-        let keep = |rule: usize, s: usize, e: usize| {
-            set.allowed(rule, field, active)
-                && !set.rules[rule].exceptions.allows(&text[s..e])
-                && !set.global_exceptions.allows(&text[s..e])
-        };
+        let keep = |rule: usize, s: usize, e: usize| set.keeps(rule, field, active, &text[s..e]);
         let ascii = text.is_ascii();
         if let Some(ac) = &self.keywords {
             // Overlapping, so one rule's keyword inside another's ("secret" in

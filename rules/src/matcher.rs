@@ -290,11 +290,7 @@ impl Matchers {
         active: &[bool],
         out: &mut Vec<Found>,
     ) {
-        let keep = |rule: usize, s: usize, e: usize| {
-            set.allowed(rule, field, active)
-                && !set.rules[rule].exceptions.allows(&text[s..e])
-                && !set.global_exceptions.allows(&text[s..e])
-        };
+        let keep = |rule: usize, s: usize, e: usize| set.keeps(rule, field, active, &text[s..e]);
         // Alone, the keyword automaton runs its prefilter (`is_match`) first and the
         // overlapping search, which steps every byte, only on the rare text that holds a
         // keyword. With the injection anchors folded in, one overlapping pass collects both;

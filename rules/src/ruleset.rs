@@ -326,6 +326,14 @@ impl RuleSet {
         active[rule] && self.rules[rule].targets & bit(field) != 0
     }
 
+    /// Whether a match of `rule` on `field` counts: the rule applies there and neither its
+    /// exceptions nor the set's allow the matched text.
+    pub(crate) fn keeps(&self, rule: usize, field: Field, active: &[bool], matched: &str) -> bool {
+        self.allowed(rule, field, active)
+            && !self.rules[rule].exceptions.allows(matched)
+            && !self.global_exceptions.allows(matched)
+    }
+
     fn verdict(
         &self,
         event: &Event,
