@@ -140,7 +140,30 @@ pub struct Config {
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
 
-    /// Failed logins per username within LOGIN_WINDOW_SECS before it is locked out.
+    /// Time limit of one search count, text search, stats or export-page query, in
+    /// seconds (PostgreSQL's statement_timeout; other queries get REQUEST_TIMEOUT_SECS).
+    #[arg(long, env = "QUERY_TIMEOUT_SECS", default_value_t = 10)]
+    pub query_timeout_secs: u64,
+
+    /// Longest time range of one stats request, in days.
+    #[arg(long, env = "STATS_MAX_RANGE_DAYS", default_value_t = 400)]
+    pub stats_max_range_days: u32,
+
+    /// Rule compilations and dry-runs that may run at once (each takes a core).
+    #[arg(long, env = "COMPILE_JOBS", default_value_t = 1)]
+    pub compile_jobs: usize,
+
+    /// Requests per minute from one client address, on every endpoint; 0: no limit.
+    /// Behind a proxy every client shares its address, so size this for the proxy.
+    #[arg(long, env = "RATE_LIMIT_PER_IP", default_value_t = 1200)]
+    pub rate_limit_per_ip: u32,
+
+    /// Requests per minute with one credential (API key or user); 0: no limit.
+    #[arg(long, env = "RATE_LIMIT_PER_CREDENTIAL", default_value_t = 600)]
+    pub rate_limit_per_credential: u32,
+
+    /// Failed logins per username from one client address within LOGIN_WINDOW_SECS before
+    /// that address is locked out of that username (15 s, doubling with each failure).
     #[arg(long, env = "LOGIN_MAX_FAILURES", default_value_t = 5)]
     pub login_max_failures: u32,
 

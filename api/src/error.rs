@@ -1,6 +1,10 @@
 //! The one place errors become HTTP responses.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use std::borrow::Cow;
+
+use axum::extract::rejection::{
+    JsonRejection, PathRejection, QueryRejection, RawPathParamsRejection,
+};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -19,7 +23,7 @@ pub enum Error {
     MethodNotAllowed,
     #[error("{message}")]
     Invalid {
-        field: Option<&'static str>,
+        field: Option<Cow<'static, str>>,
         message: String,
     },
     /// A request the framework could not read: bad JSON, wrong content type, too large.
@@ -31,8 +35,12 @@ pub enum Error {
     TooManyRequests { retry_after: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// A statement ran over the time its request class allows (PostgreSQL's
+    /// `statement_timeout`): the caller asked for too much at once.
+    #[error("the query ran over its time limit; narrow the time range or the filters")]
+    QueryTimeout,
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("{0}")]
     Schema(#[from] flagstream_migrations::Error),
     #[error("configuration: {0}")]
@@ -42,10 +50,22 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn invalid(field: &'static str, message: impl Into<String>) -> Error {
+    pub fn invalid(field: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Error {
         Error::Invalid {
-            field: Some(field),
+            field: Some(field.into()),
             message: message.into(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        // 57014: query_canceled, which is what statement_timeout raises.
+        match &e {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
+                Error::QueryTimeout
+            }
+            _ => Error::Database(e),
         }
     }
 }
@@ -61,6 +81,15 @@ impl From<QueryRejection> for Error {
 
 impl From<PathRejection> for Error {
     fn from(rejection: PathRejection) -> Self {
+        Error::Invalid {
+            field: None,
+            message: rejection.body_text(),
+        }
+    }
+}
+
+impl From<RawPathParamsRejection> for Error {
+    fn from(rejection: RawPathParamsRejection) -> Self {
         Error::Invalid {
             field: None,
             message: rejection.body_text(),
@@ -94,6 +123,7 @@ impl IntoResponse for Error {
             Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Error::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Error::QueryTimeout => (StatusCode::SERVICE_UNAVAILABLE, "query_timeout"),
             Error::Database(_) | Error::Schema(_) | Error::Config(_) | Error::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
@@ -108,7 +138,7 @@ impl IntoResponse for Error {
             field: Some(field), ..
         } = &self
         {
-            error["field"] = (*field).into();
+            error["field"] = field.as_ref().into();
         }
         let mut response = (status, Json(json!({ "error": error }))).into_response();
         let headers = response.headers_mut();

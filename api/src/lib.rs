@@ -3,10 +3,13 @@
 mod audit;
 pub mod auth;
 pub mod config;
+mod cpu;
 mod error;
 mod extract;
 pub mod healthcheck;
+mod input;
 pub mod metrics;
+mod ratelimit;
 mod routes;
 pub mod state;
 pub mod telemetry;
@@ -16,7 +19,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -27,13 +30,22 @@ use state::AppState;
 
 pub use flagstream_migrations::MIGRATOR;
 
+/// Not part of the API: the flag search's query-string handling (filters, cursor, times),
+/// exposed for the fuzz target in `fuzz/`. True when the query is accepted.
+#[doc(hidden)]
+pub fn fuzz_flag_query(query: &str) -> bool {
+    routes::filter::accepts(query)
+}
+
 /// Connects lazily, so the API can start and report "not ready" while the database is down.
 /// Migrates when asked; otherwise refuses a reachable database whose schema this build does
 /// not match (see [`flagstream_migrations::check`]).
 pub async fn connect(config: &Config) -> Result<PgPool, Error> {
     let pool = pool(config)?;
     if config.migrate_on_start {
-        flagstream_migrations::migrate(&pool).await?;
+        let migrations = migration_pool(config)?;
+        flagstream_migrations::migrate(&migrations).await?;
+        migrations.close().await;
     } else {
         match flagstream_migrations::check(&pool).await {
             Ok(_) => {}
@@ -46,23 +58,38 @@ pub async fn connect(config: &Config) -> Result<PgPool, Error> {
     Ok(pool)
 }
 
-/// The pool alone, for commands that decide themselves what to do with the schema.
-pub fn pool(config: &Config) -> Result<PgPool, Error> {
+/// Migrations may run long: their connection has no statement time limit.
+fn migration_pool(config: &Config) -> Result<PgPool, Error> {
+    Ok(PgPoolOptions::new()
+        .max_connections(1)
+        .connect_lazy_with(connect_options(config)?))
+}
+
+fn connect_options(config: &Config) -> Result<PgConnectOptions, Error> {
     let url = config
         .database_url
         .as_ref()
         .ok_or_else(|| Error::Config("DATABASE_URL is required".into()))?;
+    Ok(url.expose().parse::<PgConnectOptions>()?)
+}
+
+/// The pool alone, for commands that decide themselves what to do with the schema. No
+/// statement outlives its request: each has at most REQUEST_TIMEOUT_SECS (heavy reads set
+/// a shorter limit of their own).
+pub fn pool(config: &Config) -> Result<PgPool, Error> {
+    let limit = format!("{}s", config.request_timeout_secs.max(1));
+    let options = connect_options(config)?.options([("statement_timeout", limit.as_str())]);
     let pool = PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy(url.expose())?;
+        .connect_lazy_with(options);
     Ok(pool)
 }
 
 /// `flagstream-api migrate`: applies the pending migrations, or with `--check` only waits
 /// for the schema to be current. Returns what to tell the operator.
 pub async fn migrate(config: &Config, args: &config::MigrateArgs) -> Result<String, Error> {
-    let pool = pool(config)?;
+    let pool = migration_pool(config)?;
     let wait = args.check.then(|| Duration::from_secs(args.wait_secs));
     Ok(flagstream_migrations::command(&pool, wait).await?)
 }

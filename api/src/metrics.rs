@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::get;
@@ -22,6 +23,8 @@ pub struct Metrics {
     pub requests: Family<Labels, Counter>,
     pub latency: Family<Labels, Histogram>,
     pub login_failures: Counter,
+    /// Requests refused by the rate limits, by scope (`ip` or `credential`).
+    pub rate_limited: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -34,6 +37,7 @@ impl Default for Metrics {
             requests: Family::default(),
             latency,
             login_failures: Counter::default(),
+            rate_limited: Family::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -50,6 +54,11 @@ impl Default for Metrics {
             "login_failures",
             "Failed or throttled logins",
             m.login_failures.clone(),
+        );
+        r.register(
+            "rate_limited",
+            "Requests refused by the rate limits, by scope",
+            m.rate_limited.clone(),
         );
         m
     }
@@ -70,7 +79,7 @@ pub async fn track(metrics: Arc<Metrics>, request: Request, next: Next) -> Respo
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method()).to_owned();
     let started = Instant::now();
     let response = next.run(request).await;
     metrics
@@ -86,6 +95,20 @@ pub async fn track(metrics: Arc<Metrics>, request: Request, next: Next) -> Respo
         ])
         .inc();
     response
+}
+
+/// HTTP allows any token as a method; an invented one must not become a new series.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// The separate metrics listener's router.

@@ -3,11 +3,13 @@ use std::time::Duration;
 
 use flagstream_rules::content::Keyring;
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::auth::{Jwt, LoginLimiter};
 use crate::config::Config;
+use crate::cpu::CpuPool;
 use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
 use crate::Error;
 
 /// Shared by every request; built from config, so tests can build their own.
@@ -21,11 +23,31 @@ pub struct AppState {
     pub stats: moka::sync::Cache<String, Arc<Value>>,
     pub metrics: Arc<Metrics>,
     pub request_timeout: Duration,
+    /// Statement time limit of the heavy reads (search counts, text search, stats, export).
+    pub query_timeout: Duration,
+    pub stats_max_range_days: u32,
+    pub cpu: Arc<CpuPool>,
+    pub rate_per_ip: Option<Arc<RateLimiter>>,
+    pub rate_per_credential: Option<Arc<RateLimiter>>,
     /// Base of the flag links in alert messages (the dry-run renders them too).
     pub alert_api_base_url: Option<String>,
 }
 
 impl AppState {
+    /// A transaction for a heavy read (search, count, text search, stats, an export page):
+    /// its statements get QUERY_TIMEOUT_SECS, and one that runs over is a clear 503.
+    pub async fn heavy_read(&self) -> Result<Transaction<'static, Postgres>, Error> {
+        let mut tx = self.pool.begin().await?;
+        // SET takes no bind parameters; the value is an integer this process formatted.
+        sqlx::query(&format!(
+            "SET LOCAL statement_timeout = {}",
+            self.query_timeout.as_millis()
+        ))
+        .execute(&mut *tx)
+        .await?;
+        Ok(tx)
+    }
+
     pub fn new(pool: PgPool, config: &Config) -> Result<AppState, Error> {
         let keys = Keyring::from_config(
             config.encryption_key.as_ref().map(|s| s.expose()),
@@ -62,6 +84,14 @@ impl AppState {
                 .build(),
             metrics: Arc::new(Metrics::default()),
             request_timeout: Duration::from_secs(config.request_timeout_secs),
+            query_timeout: Duration::from_secs(config.query_timeout_secs.max(1)),
+            stats_max_range_days: config.stats_max_range_days.max(1),
+            cpu: Arc::new(CpuPool::new(
+                config.compile_jobs,
+                Duration::from_secs(config.request_timeout_secs),
+            )),
+            rate_per_ip: RateLimiter::new(config.rate_limit_per_ip).map(Arc::new),
+            rate_per_credential: RateLimiter::new(config.rate_limit_per_credential).map(Arc::new),
             alert_api_base_url,
         })
     }

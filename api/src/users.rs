@@ -34,7 +34,8 @@ pub async fn create(
     let sql = if replace {
         "INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3)
          ON CONFLICT (username) DO UPDATE
-         SET password_hash = EXCLUDED.password_hash, role = EXCLUDED.role, updated_at = now()"
+         SET password_hash = EXCLUDED.password_hash, role = EXCLUDED.role, updated_at = now(),
+             token_generation = users.token_generation + 1"
     } else {
         "INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3)
          ON CONFLICT (username) DO NOTHING"

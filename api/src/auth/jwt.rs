@@ -20,6 +20,10 @@ pub struct Claims {
     pub exp: u64,
     pub iss: String,
     pub aud: String,
+    /// The user's `token_generation` at issue; tokens from before a password change carry
+    /// an older one and are refused.
+    #[serde(default)]
+    pub gen: i32,
 }
 
 pub struct Jwt {
@@ -96,7 +100,7 @@ impl Jwt {
     }
 
     /// A signed token for `username` and its expiry (Unix seconds).
-    pub fn issue(&self, username: &str, role: Role) -> Result<(String, u64), Error> {
+    pub fn issue(&self, username: &str, role: Role, gen: i32) -> Result<(String, u64), Error> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_err(|e| Error::Internal(e.to_string()))?
@@ -108,6 +112,7 @@ impl Jwt {
             exp: now + self.ttl_secs,
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
+            gen,
         };
         let token = jsonwebtoken::encode(&Header::new(self.algorithm), &claims, &self.encoding)
             .map_err(|e| Error::Internal(format!("signing a token: {e}")))?;

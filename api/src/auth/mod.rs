@@ -10,7 +10,7 @@ mod password;
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum::middleware::Next;
@@ -73,10 +73,39 @@ pub async fn authorize(role: Role, mut request: Request, next: Next) -> Response
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    if let Some(limiter) = &state.rate_per_credential {
+        if let Err(retry_after) = limiter.take(&principal.name) {
+            state
+                .metrics
+                .rate_limited
+                .get_or_create(&vec![("scope", "credential".into())])
+                .inc();
+            return Error::TooManyRequests { retry_after }.into_response();
+        }
+    }
     if principal.role < role {
         return Error::Forbidden(role.as_str()).into_response();
     }
     request.extensions_mut().insert(principal);
+    next.run(request).await
+}
+
+/// The per-address rate limit, on every request (logins and unknown paths included).
+pub async fn limit_client(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let (Some(limiter), Some(ip)) = (&state.rate_per_ip, ip) {
+        if let Err(retry_after) = limiter.take(&ip.to_string()) {
+            state
+                .metrics
+                .rate_limited
+                .get_or_create(&vec![("scope", "ip".into())])
+                .inc();
+            return Error::TooManyRequests { retry_after }.into_response();
+        }
+    }
     next.run(request).await
 }
 
@@ -105,12 +134,14 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal
     }
     let claims = state.jwt.verify(presented).ok_or(Error::Unauthorized)?;
     // The role and the account's state come from the database, not the token, so a
-    // disabled user or a changed role takes effect at once.
-    let role: Option<String> =
-        sqlx::query_scalar("SELECT role FROM users WHERE username = $1 AND NOT disabled")
-            .bind(&claims.sub)
-            .fetch_optional(&state.pool)
-            .await?;
+    // disabled user, a changed role or a changed password takes effect at once.
+    let role: Option<String> = sqlx::query_scalar(
+        "SELECT role FROM users WHERE username = $1 AND NOT disabled AND token_generation = $2",
+    )
+    .bind(&claims.sub)
+    .bind(claims.gen)
+    .fetch_optional(&state.pool)
+    .await?;
     Ok(Principal {
         name: claims.sub,
         role: role

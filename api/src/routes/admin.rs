@@ -103,28 +103,47 @@ pub async fn update_user(
         Some(p) => Some(hash_password(p).await?),
         None => None,
     };
+    let mut tx = state.pool.begin().await?;
+    if change.disabled == Some(true) || change.role.is_some_and(|r| r != Role::Admin) {
+        // Locks every enabled admin, so two demotions at once cannot both pass the check.
+        let admins: Vec<String> = sqlx::query_scalar(
+            "SELECT username FROM users WHERE role = 'admin' AND NOT disabled FOR UPDATE",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        if admins == [username.as_str()] {
+            return Err(Error::Conflict(format!(
+                "`{username}` is the last enabled admin; make another admin first"
+            )));
+        }
+    }
     let row: Option<(String, bool)> = sqlx::query_as(
         "UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled),
-                          password_hash = COALESCE($4, password_hash), updated_at = now()
+                          password_hash = COALESCE($4, password_hash), updated_at = now(),
+                          token_generation = token_generation + ($4 IS NOT NULL)::int
          WHERE username = $1 RETURNING role, disabled",
     )
     .bind(&username)
     .bind(change.role.map(Role::as_str))
     .bind(change.disabled)
     .bind(hash.as_deref())
-    .fetch_optional(&state.pool)
+    .fetch_optional(&mut *tx)
     .await?;
     let (role, disabled) = row.ok_or(Error::NotFound)?;
-    audited(
-        &state,
-        &principal,
-        ip,
-        "user.update",
-        &username,
-        json!({ "role": change.role, "disabled": change.disabled,
-                "password_changed": hash.is_some() }),
+    audit::record(
+        &mut *tx,
+        Entry {
+            actor: &principal.name,
+            action: "user.update",
+            target: Some(&username),
+            success: true,
+            ip,
+            details: json!({ "role": change.role, "disabled": change.disabled,
+                             "password_changed": hash.is_some() }),
+        },
     )
     .await?;
+    tx.commit().await?;
     Ok(Json(
         json!({ "username": username, "role": role, "disabled": disabled }),
     ))

@@ -7,7 +7,7 @@ use crate::audit::{self, Entry};
 use crate::auth::{verify_password, ClientIp, Principal, Role};
 use crate::extract::Body;
 use crate::state::AppState;
-use crate::Error;
+use crate::{users, Error};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,7 +23,9 @@ pub async fn login(
     ClientIp(ip): ClientIp,
     Body(login): Body<Login>,
 ) -> Result<Json<Value>, Error> {
-    let ip_text = ip.map(|ip| ip.to_string());
+    // Only a name that could exist is looked up or audited, so the audit log cannot be
+    // filled with junk by someone without an account.
+    users::check_username(&login.username)?;
     let failure = |reason: &'static str| Entry {
         actor: &login.username,
         action: "login",
@@ -32,26 +34,31 @@ pub async fn login(
         ip,
         details: json!({ "reason": reason }),
     };
-    if let Err(e) = state.limiter.check(ip_text.as_deref(), &login.username) {
+    if let Err(refused) = state.limiter.check(ip, &login.username) {
         state.metrics.login_failures.inc();
-        audit::record(&state.pool, failure("throttled")).await?;
-        return Err(e);
+        if refused.first {
+            audit::record(&state.pool, failure("throttled")).await?;
+        }
+        return Err(Error::TooManyRequests {
+            retry_after: refused.retry_after,
+        });
     }
-    let user: Option<(String, String, bool)> =
-        sqlx::query_as("SELECT password_hash, role, disabled FROM users WHERE username = $1")
-            .bind(&login.username)
-            .fetch_optional(&state.pool)
-            .await?;
-    let (hash, role, disabled) = match user {
-        Some((hash, role, disabled)) => (Some(hash), Role::parse(&role), disabled),
-        None => (None, None, false),
+    let user: Option<(String, String, bool, i32)> = sqlx::query_as(
+        "SELECT password_hash, role, disabled, token_generation FROM users WHERE username = $1",
+    )
+    .bind(&login.username)
+    .fetch_optional(&state.pool)
+    .await?;
+    let (hash, role, disabled, generation) = match user {
+        Some((hash, role, disabled, gen)) => (Some(hash), Role::parse(&role), disabled, gen),
+        None => (None, None, false, 0),
     };
     let known = hash.is_some();
     let verified = verify_password(login.password.clone(), hash).await?;
     let role = match (verified, disabled, role) {
         (true, false, Some(role)) => role,
         _ => {
-            state.limiter.failed(&login.username);
+            state.limiter.failed(ip, &login.username);
             state.metrics.login_failures.inc();
             let reason = match (known, verified) {
                 (false, _) => "unknown_user",
@@ -62,8 +69,8 @@ pub async fn login(
             return Err(Error::Unauthorized);
         }
     };
-    state.limiter.succeeded(&login.username);
-    let (token, expires_at) = state.jwt.issue(&login.username, role)?;
+    state.limiter.succeeded(ip, &login.username);
+    let (token, expires_at) = state.jwt.issue(&login.username, role, generation)?;
     audit::record(
         &state.pool,
         Entry {

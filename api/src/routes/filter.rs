@@ -9,6 +9,7 @@ use serde::Deserialize;
 use sqlx::{Postgres, QueryBuilder};
 use time::OffsetDateTime;
 
+use crate::input;
 use crate::Error;
 
 pub const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
@@ -73,8 +74,14 @@ impl Cursor {
             .map_err(|_| bad())?;
         let raw = String::from_utf8(raw).map_err(|_| bad())?;
         let (micros, id) = raw.split_once('.').ok_or_else(bad)?;
+        let micros: i64 = micros.parse().map_err(|_| bad())?;
+        // Years 0 to 9999, as RFC 3339 has them; PostgreSQL refuses some dates beyond.
+        const SECONDS: std::ops::RangeInclusive<i64> = -62_167_219_200..=253_402_300_799;
+        if !SECONDS.contains(&micros.div_euclid(1_000_000)) {
+            return Err(bad());
+        }
         Ok(Cursor {
-            micros: micros.parse().map_err(|_| bad())?,
+            micros,
             id: id.parse().map_err(|_| bad())?,
         })
     }
@@ -115,11 +122,9 @@ pub struct Filter {
 impl Filter {
     pub fn parse(q: &FlagQuery) -> Result<Filter, Error> {
         let text = |field: &'static str, v: &Option<String>| match v.as_deref() {
-            Some(s) if s.is_empty() || s.len() > MAX_TEXT => Err(Error::invalid(
-                field,
-                format!("`{field}` must be 1 to {MAX_TEXT} bytes"),
-            )),
-            other => Ok(other.map(str::to_owned)),
+            Some("") => Err(Error::invalid(field, format!("`{field}` is empty"))),
+            Some(s) => input::text(field, s, MAX_TEXT).map(|s| Some(s.to_owned())),
+            None => Ok(None),
         };
         let list = |field: &'static str, v: &Option<String>, allowed: &[&str]| {
             let mut out = Vec::new();
@@ -237,6 +242,24 @@ impl Filter {
     }
 }
 
+/// Reads a `GET /api/v1/flags` query string the way the handler does (axum's `Query`
+/// extractor, then [`Filter::parse`], then the SQL for a paged search) and says whether it
+/// is accepted. For the fuzz target in `fuzz/`: none of it may panic, whatever the client
+/// sends.
+pub fn accepts(query: &str) -> bool {
+    let Ok(uri) = format!("/api/v1/flags?{query}").parse::<axum::http::Uri>() else {
+        return false;
+    };
+    let Ok(axum::extract::Query(q)) = axum::extract::Query::<FlagQuery>::try_from_uri(&uri) else {
+        return false;
+    };
+    let Ok(filter) = Filter::parse(&q) else {
+        return false;
+    };
+    let mut qb = QueryBuilder::new("SELECT f.id FROM flags f");
+    filter.push_where(&mut qb, true).is_ok()
+}
+
 /// `10.0.0.0/8`, `2001:db8::/32` or a single address.
 fn parse_network(text: &str) -> Result<String, Error> {
     let bad = || {
@@ -297,7 +320,17 @@ mod tests {
             id: 42,
         };
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
-        for bad in ["", "!!", "bm90LWEtY3Vyc29y", "MS4y.x"] {
+        let year_minus_9999 = Cursor {
+            micros: -377_705_116_800_000_000,
+            id: 1,
+        };
+        for bad in [
+            "",
+            "!!",
+            "bm90LWEtY3Vyc29y",
+            "MS4y.x",
+            &year_minus_9999.encode(),
+        ] {
             assert!(Cursor::decode(bad).is_err(), "{bad}");
         }
     }

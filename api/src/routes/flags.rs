@@ -1,7 +1,5 @@
 //! Reading flags: search, one flag, and the streamed export.
 
-use std::convert::Infallible;
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header;
@@ -10,7 +8,7 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::types::Json as SqlJson;
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::{PgExecutor, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 
 use super::filter::{Cursor, Filter, FlagQuery};
@@ -71,7 +69,7 @@ const SELECT: &str =
 
 /// One page of flags matching `filter`, newest first, and the cursor of the next page.
 pub async fn page(
-    pool: &PgPool,
+    db: impl PgExecutor<'_>,
     filter: &Filter,
     limit: i64,
 ) -> Result<(Vec<Flag>, Option<Cursor>), Error> {
@@ -79,7 +77,7 @@ pub async fn page(
     filter.push_where(&mut qb, true)?;
     qb.push(" ORDER BY f.event_time DESC, f.id DESC LIMIT ")
         .push_bind(limit + 1);
-    let mut flags: Vec<Flag> = qb.build_query_as().fetch_all(pool).await?;
+    let mut flags: Vec<Flag> = qb.build_query_as().fetch_all(db).await?;
     let next = if flags.len() as i64 > limit {
         flags.truncate(limit as usize);
         flags.last().map(|f| Cursor::of(f.event_time, f.id))
@@ -101,12 +99,13 @@ pub async fn list(
         ));
     }
     let filter = Filter::parse(&query)?;
-    let (flags, next) = page(&state.pool, &filter, limit).await?;
+    let mut tx = state.heavy_read().await?;
+    let (flags, next) = page(&mut *tx, &filter, limit).await?;
     let mut body = json!({ "flags": flags, "next_cursor": next.map(|c| c.encode()) });
     if query.count == Some(true) {
         let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM flags f");
         filter.push_where(&mut qb, false)?;
-        let total: i64 = qb.build_query_scalar().fetch_one(&state.pool).await?;
+        let total: i64 = qb.build_query_scalar().fetch_one(&mut *tx).await?;
         body["total"] = total.into();
     }
     Ok(Json(body))
@@ -119,8 +118,11 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> Result<J
     flag.map(Json).ok_or(Error::NotFound)
 }
 
-/// Streams every matching flag, page by page (each page its own short query, so the
-/// export holds no long transaction). Content is never exported; excerpts are redacted.
+/// Streams the matching flags (all, or the first `limit`), page by page, each page its own
+/// short query so the export holds no long transaction. Content is never exported;
+/// excerpts are redacted. The audit row is written before the first byte and completed
+/// with the real outcome; a failure after the headers ends the body with an error, so the
+/// client sees a broken transfer, not a short file that looks complete.
 pub async fn export(
     State(state): State<AppState>,
     principal: Principal,
@@ -137,51 +139,39 @@ pub async fn export(
             ))
         }
     };
+    if query.limit.is_some_and(|l| l < 1) {
+        return Err(Error::invalid("limit", "limit must be at least 1"));
+    }
     let mut filter = Filter::parse(&query)?;
-    audit::record(
+    let audit_id = audit::start(
         &state.pool,
         Entry {
             actor: &principal.name,
             action: "export",
             target: None,
-            success: true,
+            success: false,
             ip,
             details: json!({ "format": if csv { "csv" } else { "ndjson" },
                              "query": format!("{query:?}") }),
         },
     )
     .await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(4);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
-        if csv {
-            let _ = tx.send(Ok(Bytes::from(CSV_HEADER))).await;
+        let outcome = stream_pages(&state, &mut filter, query.limit, csv, &tx).await;
+        let (success, details) = match &outcome {
+            Ok(rows) => (true, json!({ "outcome": "completed", "rows": rows })),
+            Err((rows, e)) => (
+                false,
+                json!({ "outcome": "failed", "rows": rows, "error": e }),
+            ),
+        };
+        if let Err((_, e)) = outcome {
+            tracing::error!(error = %e, "export failed after it started");
+            let _ = tx.send(Err(std::io::Error::other(e))).await;
         }
-        loop {
-            let (flags, next) = match page(&state.pool, &filter, EXPORT_PAGE).await {
-                Ok(page) => page,
-                Err(e) => {
-                    // Headers are out; ending the stream early is all that is left. The
-                    // client sees a truncated body without the final newline.
-                    tracing::error!(error = %e, "export failed");
-                    return;
-                }
-            };
-            let mut chunk = String::new();
-            for flag in &flags {
-                if csv {
-                    csv_row(&mut chunk, flag);
-                } else if let Ok(line) = serde_json::to_string(flag) {
-                    chunk.push_str(&line);
-                    chunk.push('\n');
-                }
-            }
-            if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
-                return; // the client went away
-            }
-            match next {
-                Some(c) => filter.cursor = Some(c),
-                None => return,
-            }
+        if let Err(e) = audit::finish(&state.pool, audit_id, success, details).await {
+            tracing::error!(error = %e, audit_id, "could not record an export's outcome");
         }
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -197,6 +187,49 @@ pub async fn export(
         axum::body::Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// Sends the export's pages; the rows sent, or the rows sent before it failed and why.
+async fn stream_pages(
+    state: &AppState,
+    filter: &mut Filter,
+    limit: Option<i64>,
+    csv: bool,
+    out: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> Result<i64, (i64, String)> {
+    let mut sent = 0;
+    let gone = |sent| Err((sent, "the client went away".to_owned()));
+    if csv && out.send(Ok(Bytes::from(CSV_HEADER))).await.is_err() {
+        return gone(sent);
+    }
+    loop {
+        let want = limit.map_or(EXPORT_PAGE, |l| (l - sent).min(EXPORT_PAGE));
+        if want <= 0 {
+            return Ok(sent);
+        }
+        let page = match state.heavy_read().await {
+            Ok(mut tx) => page(&mut *tx, filter, want).await,
+            Err(e) => Err(e),
+        };
+        let (flags, next) = page.map_err(|e| (sent, e.to_string()))?;
+        let mut chunk = String::new();
+        for flag in &flags {
+            if csv {
+                csv_row(&mut chunk, flag);
+            } else if let Ok(line) = serde_json::to_string(flag) {
+                chunk.push_str(&line);
+                chunk.push('\n');
+            }
+        }
+        if out.send(Ok(Bytes::from(chunk))).await.is_err() {
+            return gone(sent);
+        }
+        sent += flags.len() as i64;
+        match next {
+            Some(c) => filter.cursor = Some(c),
+            None => return Ok(sent),
+        }
+    }
 }
 
 const CSV_HEADER: &str = "id,event_id,event_time,src_ip,provider,model,user,app,score,severity,status,assignee,categories,rule_ids\n";
@@ -237,10 +270,12 @@ fn csv_row(out: &mut String, f: &Flag) {
 }
 
 /// RFC 4180 quoting, and a leading `'` on values a spreadsheet would run as a formula
-/// (event ids and users come from the traffic, so they are attacker-controlled).
+/// (event ids and users come from the traffic, so they are attacker-controlled). Any value
+/// holding a separator some spreadsheet splits on (`,` `;` tab `|`) is quoted, so no part
+/// of it can become a cell of its own that starts a formula.
 fn csv_field(out: &mut String, value: &str) {
     let formula = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    let quote = formula || value.contains([',', '"', '\n', '\r']);
+    let quote = formula || value.contains([',', ';', '\t', '|', '"', '\n', '\r']);
     if quote {
         out.push('"');
     }
@@ -270,6 +305,9 @@ mod tests {
             ("say \"hi\"", "\"say \"\"hi\"\"\""),
             ("=HYPERLINK(\"x\")", "\"'=HYPERLINK(\"\"x\"\")\""),
             ("-1", "\"'-1\""),
+            ("evt;=1+2", "\"evt;=1+2\""),
+            ("a\t@SUM(1)", "\"a\t@SUM(1)\""),
+            ("x|=cmd", "\"x|=cmd\""),
         ];
         for (input, expected) in cases {
             let mut out = String::new();

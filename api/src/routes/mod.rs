@@ -10,7 +10,7 @@ mod deliveries;
 mod destinations;
 mod docs;
 mod dry_run;
-mod filter;
+pub(crate) mod filter;
 mod flags;
 mod health;
 mod rules;
@@ -190,6 +190,10 @@ pub fn router(state: AppState, hardening: &Hardening) -> Result<Router, Error> {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::limit_client,
         ))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             crate::metrics::track(Arc::clone(&metrics), req, next)

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use axum::extract::State;
 use axum::Json;
-use flagstream_rules::{Event, Mode, Pack, Rule, RuleSet};
+use flagstream_rules::{Event, Mode, Pack, Rule, RuleKind, RuleSet};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::{Postgres, Transaction};
@@ -15,13 +15,24 @@ use time::OffsetDateTime;
 use crate::audit::{self, Entry};
 use crate::auth::{ClientIp, Principal};
 use crate::extract::{Body, Params, Path};
+use crate::input::{self, MAX_PROSE};
 use crate::state::AppState;
 use crate::Error;
 
 const MAX_TEST_EVENTS: usize = 100;
 
-/// Parses and compiles a rule definition; the error names what is wrong with it.
+/// What one rule and the whole set may hold: far above any real pack, low enough that a
+/// compile stays well under a second, so a request cannot occupy the API.
+const MAX_KEYWORDS_PER_RULE: usize = 10_000;
+const MAX_KEYWORDS_PER_SET: i64 = 50_000;
+const MAX_RULES: i64 = 1_000;
+const MAX_EXCEPTIONS: usize = 1_000;
+const MAX_NAME: usize = 200;
+
+/// Parses a rule definition and checks its bounds; the error names what is wrong. Compiling
+/// it is [`compile`]'s job, off the async workers.
 fn validate(definition: Value) -> Result<Rule, Error> {
+    input::no_nul("rule", &definition)?;
     let rule: Rule = serde_json::from_value(definition)
         .map_err(|e| Error::invalid("rule", format!("not a valid rule: {e}")))?;
     let id_ok = !rule.id.is_empty()
@@ -36,11 +47,63 @@ fn validate(definition: Value) -> Result<Rule, Error> {
             "a rule id is 1 to 128 characters of A-Z, a-z, 0-9, '.', '_' and '-'",
         ));
     }
-    // Disabled rules are compiled too, so enabling one later cannot fail.
+    input::text("name", &rule.name, MAX_NAME)?;
+    input::text("category", &rule.category, 64)?;
+    input::text("description", &rule.description, MAX_PROSE)?;
+    if let RuleKind::Keyword { keywords, .. } = &rule.kind {
+        if keywords.len() > MAX_KEYWORDS_PER_RULE {
+            return Err(Error::invalid(
+                "keywords",
+                format!("a rule has at most {MAX_KEYWORDS_PER_RULE} keywords"),
+            ));
+        }
+    }
+    if rule.exceptions.literals.len() + rule.exceptions.regexes.len() > MAX_EXCEPTIONS {
+        return Err(Error::invalid(
+            "exceptions",
+            format!("a rule has at most {MAX_EXCEPTIONS} exceptions"),
+        ));
+    }
+    Ok(rule)
+}
+
+/// Compiles the rule alone; disabled rules too, so enabling one later cannot fail.
+async fn compile(state: &AppState, rule: &Rule) -> Result<(), Error> {
     let mut check = rule.clone();
     check.enabled = true;
-    RuleSet::build(vec![check]).map_err(|e| Error::invalid("rule", e.to_string()))?;
-    Ok(rule)
+    state.cpu.compile(vec![check]).await.map(drop)
+}
+
+/// The set stays within its bounds with `rule` in it (serialized with other rule changes,
+/// so two at once cannot both squeeze in).
+async fn check_set(tx: &mut Transaction<'_, Postgres>, rule: &Rule) -> Result<(), Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('flagstream.rules'))")
+        .execute(&mut **tx)
+        .await?;
+    let (rules, keywords): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), COALESCE(sum(CASE WHEN jsonb_typeof(definition->'keywords') = 'array'
+                                        THEN jsonb_array_length(definition->'keywords') END), 0)
+         FROM rules WHERE id <> $1",
+    )
+    .bind(&rule.id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let own = match &rule.kind {
+        RuleKind::Keyword { keywords, .. } => keywords.len() as i64,
+        _ => 0,
+    };
+    if rules + 1 > MAX_RULES {
+        return Err(Error::Conflict(format!(
+            "a rule set holds at most {MAX_RULES} rules"
+        )));
+    }
+    if keywords + own > MAX_KEYWORDS_PER_SET {
+        return Err(Error::Conflict(format!(
+            "the rule set would hold {} keywords; at most {MAX_KEYWORDS_PER_SET}",
+            keywords + own
+        )));
+    }
+    Ok(())
 }
 
 fn to_value(rule: &Rule) -> Result<Value, Error> {
@@ -140,7 +203,9 @@ pub async fn create(
     Body(definition): Body<Value>,
 ) -> Result<Json<Value>, Error> {
     let mut rule = validate(definition)?;
+    compile(&state, &rule).await?;
     let mut tx = state.pool.begin().await?;
+    check_set(&mut tx, &rule).await?;
     if current(&mut tx, &rule.id).await?.is_some() {
         return Err(Error::Conflict(format!(
             "rule `{}` already exists",
@@ -162,7 +227,9 @@ pub async fn replace(
     if rule.id != id {
         return Err(Error::invalid("id", "the rule's id must match the path"));
     }
+    compile(&state, &rule).await?;
     let mut tx = state.pool.begin().await?;
+    check_set(&mut tx, &rule).await?;
     let old = current(&mut tx, &id).await?.ok_or(Error::NotFound)?;
     rule.version = old.version.max(last_version(&mut tx, &id).await?) + 1;
     save(tx, &principal, ip, "rule.update", &rule).await
@@ -318,7 +385,9 @@ pub async fn restore(
         .await?
         .ok_or_else(|| Error::invalid("seq", "that version is a deletion"))?;
     let mut rule = validate(definition)?;
+    compile(&state, &rule).await?;
     let mut tx = state.pool.begin().await?;
+    check_set(&mut tx, &rule).await?;
     let current_version = current(&mut tx, &id).await?.map_or(0, |r| r.version);
     rule.version = current_version.max(last_version(&mut tx, &id).await?) + 1;
     save(tx, &principal, ip, "rule.restore", &rule).await
@@ -340,7 +409,8 @@ pub struct Test {
     threshold: Option<u32>,
 }
 
-/// Evaluates sample events without storing anything.
+/// Evaluates sample events without storing anything. Compiling and scanning run as one job
+/// on the CPU pool, which stops between events once the request has timed out.
 pub async fn test(
     State(state): State<AppState>,
     Body(test): Body<Test>,
@@ -351,7 +421,8 @@ pub async fn test(
             format!("give 1 to {MAX_TEST_EVENTS} events"),
         ));
     }
-    let (rules, rejected) = match test.rule {
+    let draft = test.rule.is_some();
+    let (rules, mut rejected) = match test.rule {
         Some(definition) => {
             let mut rule = validate(definition)?;
             rule.enabled = true;
@@ -359,30 +430,53 @@ pub async fn test(
         }
         None => active(&state).await?,
     };
-    let set = RuleSet::build(rules)
-        .map_err(|e| Error::invalid("rule", e.to_string()))?
-        .with_threshold(test.threshold.unwrap_or(1));
-    // Compiling and scanning are CPU work: off the async workers.
-    let verdicts = tokio::task::spawn_blocking(move || {
-        test.events
-            .iter()
-            .map(|event| {
+    let threshold = test.threshold.unwrap_or(1);
+    let events = test.events;
+    let (more_rejected, verdicts) = state
+        .cpu
+        .run(move |cancelled| {
+            let (set, rejected) = match RuleSet::build(rules.clone()) {
+                Ok(set) => (set, Vec::new()),
+                Err(e) if draft => return Err(Error::invalid("rule", e.to_string())),
+                // Only when the whole set fails: find the rules that do not compile.
+                Err(_) => split(rules)?,
+            };
+            let set = set.with_threshold(threshold);
+            let mut verdicts = Vec::with_capacity(events.len());
+            for event in &events {
+                if cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
                 let bytes = serde_json::to_vec(event).unwrap_or_default();
-                match Event::parse(&bytes, None) {
+                verdicts.push(match Event::parse(&bytes, None) {
                     Ok(event) => json!({ "event_id": event.id, "verdict": set.evaluate(&event) }),
                     Err(e) => json!({ "error": { "code": e.code(), "message": e.to_string() } }),
-                }
-            })
-            .collect::<Vec<_>>()
-    })
-    .await
-    .map_err(|e| Error::Internal(e.to_string()))?;
+                });
+            }
+            Ok((rejected, verdicts))
+        })
+        .await??;
+    rejected.extend(more_rejected);
     Ok(Json(
         json!({ "verdicts": verdicts, "rejected_rules": rejected }),
     ))
 }
 
-/// The stored rules the consumer would run; ones that do not compile are reported.
+/// The rules that compile on their own, as one set, and the ones that do not.
+fn split(rules: Vec<Rule>) -> Result<(RuleSet, Vec<Value>), Error> {
+    let mut good = Vec::new();
+    let mut rejected = Vec::new();
+    for rule in rules {
+        match RuleSet::build(vec![rule.clone()]) {
+            Ok(_) => good.push(rule),
+            Err(e) => rejected.push(json!({ "id": rule.id, "error": e.to_string() })),
+        }
+    }
+    let set = RuleSet::build(good).map_err(|e| Error::invalid("rule", e.to_string()))?;
+    Ok((set, rejected))
+}
+
+/// The stored rules the consumer would run; ones that do not parse are reported.
 async fn active(state: &AppState) -> Result<(Vec<Rule>, Vec<Value>), Error> {
     let rows: Vec<(String, Value)> = sqlx::query_as("SELECT id, definition FROM rules ORDER BY id")
         .fetch_all(&state.pool)

@@ -29,11 +29,17 @@ pub struct Window {
 }
 
 impl Window {
-    fn range(&self) -> Result<(OffsetDateTime, OffsetDateTime), Error> {
+    fn range(&self, max_days: u32) -> Result<(OffsetDateTime, OffsetDateTime), Error> {
         let to = time::parse("to", self.to.as_deref())?.unwrap_or_else(OffsetDateTime::now_utc);
         let from = time::parse("from", self.from.as_deref())?.unwrap_or(to - Duration::days(1));
         if from >= to {
             return Err(Error::invalid("from", "`from` must be before `to`"));
+        }
+        if to - from > Duration::days(max_days.into()) {
+            return Err(Error::invalid(
+                "from",
+                format!("a stats range is at most {max_days} days"),
+            ));
         }
         Ok((from, to))
     }
@@ -66,9 +72,10 @@ pub async fn summary(
     State(state): State<AppState>,
     Params(window): Params<Window>,
 ) -> Result<Json<Value>, Error> {
-    let (from, to) = window.range()?;
-    let pool = state.pool.clone();
+    let (from, to) = window.range(state.stats_max_range_days)?;
+    let db = state.clone();
     cached(&state, window.key("summary"), async move {
+        let mut tx = db.heavy_read().await?;
         let grouped = |column: &str| {
             format!(
                 "SELECT {column}::text, count(*) FROM flags f
@@ -90,7 +97,7 @@ pub async fn summary(
             let rows: Vec<(Option<String>, i64)> = sqlx::query_as(&grouped(column))
                 .bind(from)
                 .bind(to)
-                .fetch_all(&pool)
+                .fetch_all(&mut *tx)
                 .await?;
             out[name] = counts(rows, label);
         }
@@ -100,7 +107,7 @@ pub async fn summary(
         )
         .bind(from)
         .bind(to)
-        .fetch_all(&pool)
+        .fetch_all(&mut *tx)
         .await?;
         out["by_category"] = counts(rows, "category");
         // Per rule: flags it matched, and how triage judged them.
@@ -114,7 +121,7 @@ pub async fn summary(
         )
         .bind(from)
         .bind(to)
-        .fetch_all(&pool)
+        .fetch_all(&mut *tx)
         .await?;
         out["top_rules"] = rules
             .iter()
@@ -135,7 +142,7 @@ pub async fn summary(
         )
         .bind(from)
         .bind(to)
-        .fetch_one(&pool)
+        .fetch_one(&mut *tx)
         .await?;
         let (events, flagged) = (events.unwrap_or(0), flagged.unwrap_or(0));
         out["events"] = events.into();
@@ -154,7 +161,7 @@ pub async fn timeseries(
     State(state): State<AppState>,
     Params(window): Params<Window>,
 ) -> Result<Json<Value>, Error> {
-    let (from, to) = window.range()?;
+    let (from, to) = window.range(state.stats_max_range_days)?;
     let bucket = window.bucket.clone().unwrap_or_else(|| "hour".into());
     let seconds = match bucket.as_str() {
         "minute" => 60,
@@ -173,8 +180,9 @@ pub async fn timeseries(
             format!("more than {MAX_BUCKETS} buckets; choose a wider bucket or a shorter range"),
         ));
     }
-    let pool = state.pool.clone();
+    let db = state.clone();
     cached(&state, window.key("timeseries"), async move {
+        let mut tx = db.heavy_read().await?;
         let traffic: Vec<(OffsetDateTime, i64, i64, i64, i64, i64)> = sqlx::query_as(
             "SELECT date_trunc($3, minute), sum(events)::bigint, sum(flagged)::bigint,
                     sum(tokens_in)::bigint, sum(tokens_out)::bigint, sum(cost_micros)::bigint
@@ -183,7 +191,7 @@ pub async fn timeseries(
         .bind(from)
         .bind(to)
         .bind(&bucket)
-        .fetch_all(&pool)
+        .fetch_all(&mut *tx)
         .await?;
         let severities: Vec<(OffsetDateTime, String, i64)> = sqlx::query_as(
             "SELECT date_trunc($3, event_time), severity, count(*) FROM flags
@@ -192,7 +200,7 @@ pub async fn timeseries(
         .bind(from)
         .bind(to)
         .bind(&bucket)
-        .fetch_all(&pool)
+        .fetch_all(&mut *tx)
         .await?;
         let mut buckets = std::collections::BTreeMap::<OffsetDateTime, Value>::new();
         let empty = || {

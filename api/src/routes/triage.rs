@@ -12,10 +12,10 @@ use super::filter::STATUSES;
 use crate::audit::{self, Entry};
 use crate::auth::{ClientIp, Principal};
 use crate::extract::{Body, Path};
+use crate::input::{self, MAX_PROSE};
 use crate::state::AppState;
-use crate::Error;
+use crate::{users, Error};
 
-const MAX_NOTE: usize = 4_000;
 const MAX_BULK: usize = 1_000;
 
 /// The triage workflow: new → triaged → true_positive | false_positive | resolved; a
@@ -42,16 +42,6 @@ fn check_status(status: &str) -> Result<(), Error> {
     }
 }
 
-fn check_note(note: &Option<String>) -> Result<(), Error> {
-    match note {
-        Some(n) if n.chars().count() > MAX_NOTE => Err(Error::invalid(
-            "note",
-            format!("a note is at most {MAX_NOTE} characters"),
-        )),
-        _ => Ok(()),
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Update {
@@ -70,7 +60,12 @@ pub async fn update(
     if let Some(s) = &update.status {
         check_status(s)?;
     }
-    check_note(&update.note)?;
+    input::optional("note", update.note.as_deref(), MAX_PROSE)?;
+    if let Some(a) = update.assignee.as_deref().filter(|a| !a.is_empty()) {
+        users::check_username(a).map_err(|_| {
+            Error::invalid("assignee", "an assignee is a username (1 to 64 characters)")
+        })?;
+    }
     let mut tx = state.pool.begin().await?;
     let current: Option<(String, Option<String>)> =
         sqlx::query_as("SELECT status, assignee FROM flags WHERE id = $1 FOR UPDATE")
@@ -128,7 +123,7 @@ pub async fn bulk(
     Body(bulk): Body<Bulk>,
 ) -> Result<Json<Value>, Error> {
     check_status(&bulk.status)?;
-    check_note(&bulk.note)?;
+    input::optional("note", bulk.note.as_deref(), MAX_PROSE)?;
     if bulk.ids.is_empty() || bulk.ids.len() > MAX_BULK {
         return Err(Error::invalid(
             "ids",
@@ -222,8 +217,8 @@ pub async fn reveal(
     Path(id): Path<i64>,
     Body(reveal): Body<Reveal>,
 ) -> Result<Json<Value>, Error> {
-    let reason = reveal.reason.trim();
-    if !(3..=500).contains(&reason.chars().count()) {
+    let reason = input::text("reason", reveal.reason.trim(), 500)?;
+    if reason.chars().count() < 3 {
         return Err(Error::invalid(
             "reason",
             "a reason of 3 to 500 characters is required",
@@ -234,7 +229,23 @@ pub async fn reveal(
             .bind(id)
             .fetch_optional(&state.pool)
             .await?;
-    let (event_id, mode, stored) = row.ok_or(Error::NotFound)?;
+    let target = id.to_string();
+    let Some((event_id, mode, stored)) = row else {
+        // Probing for flag ids is itself worth a trail.
+        audit::record(
+            &state.pool,
+            Entry {
+                actor: &principal.name,
+                action: "reveal",
+                target: Some(&target),
+                success: false,
+                ip,
+                details: json!({ "reason": reason, "error": "no such flag" }),
+            },
+        )
+        .await?;
+        return Err(Error::NotFound);
+    };
     let opened: Result<Content, String> = match (mode.as_str(), stored) {
         ("encrypted", Some(blob)) => match &state.keys {
             None => Err("no content key is configured on the API".into()),
@@ -246,7 +257,6 @@ pub async fn reveal(
         ("redacted", Some(json)) => serde_json::from_slice(&json).map_err(|e| e.to_string()),
         _ => Err("no content is stored for this flag".into()),
     };
-    let target = id.to_string();
     audit::record(
         &state.pool,
         Entry {

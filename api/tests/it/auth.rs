@@ -265,7 +265,7 @@ async fn asymmetric_tokens_and_no_algorithm_confusion() {
         public.to_str().unwrap(),
     ];
     let jwt = flagstream_api::auth::Jwt::from_config(&config(&args)).unwrap();
-    let (token, _) = jwt.issue("admin", Role::Admin).unwrap();
+    let (token, _) = jwt.issue("admin", Role::Admin, 0).unwrap();
     assert_eq!(
         jsonwebtoken::decode_header(&token).unwrap().alg,
         jsonwebtoken::Algorithm::EdDSA

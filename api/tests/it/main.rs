@@ -1,6 +1,7 @@
 //! The API router in-process against real PostgreSQL.
 #![allow(clippy::unwrap_used)]
 
+mod abuse;
 mod alerts;
 mod auth;
 mod deliveries;
@@ -87,7 +88,12 @@ pub struct Api {
 impl Api {
     /// A migrated database with one user per role, named after the role.
     pub async fn new() -> Api {
-        let api = Api::with_pool(database(true).await, &[]);
+        Api::with_users(&[]).await
+    }
+
+    /// As [`Api::new`], with `extra` configuration flags.
+    pub async fn with_users(extra: &[&str]) -> Api {
+        let api = Api::with_pool(database(true).await, extra);
         for role in [Role::Viewer, Role::Analyst, Role::Admin] {
             sqlx::query(
                 "INSERT INTO users (username, password_hash, role) VALUES ($1, 'no-login', $1)",
@@ -117,7 +123,7 @@ impl Api {
 
     /// A login token for the user named after `role`.
     pub fn token(&self, role: Role) -> String {
-        self.state.jwt.issue(role.as_str(), role).unwrap().0
+        self.state.jwt.issue(role.as_str(), role, 0).unwrap().0
     }
 
     pub async fn send(&self, request: Request<Body>) -> Response {
@@ -132,7 +138,24 @@ impl Api {
         bearer: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        self.call_from(None, method, uri, bearer, body).await
+    }
+
+    /// As [`Api::call`], from the client address `ip` when given (as a server started with
+    /// connect info sees it).
+    pub async fn call_from(
+        &self,
+        ip: Option<&str>,
+        method: &str,
+        uri: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = Request::builder().method(method).uri(uri);
+        if let Some(ip) = ip {
+            let addr = std::net::SocketAddr::new(ip.parse().unwrap(), 40_000);
+            request = request.extension(axum::extract::ConnectInfo(addr));
+        }
         if let Some(t) = bearer {
             request = request.header("authorization", format!("Bearer {t}"));
         }
