@@ -18,23 +18,44 @@ const WITHIN: Duration = Duration::from_secs(180);
 
 /// What the stored tables must add up to.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Truth {
-    events: i64,
-    flagged: i64,
-    detections: i64,
-    dead_letters: i64,
-    tokens_in: i64,
-    tokens_out: i64,
-    cost_micros: i64,
+pub struct Truth {
+    pub events: i64,
+    pub flagged: i64,
+    pub detections: i64,
+    pub dead_letters: i64,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub cost_micros: i64,
 }
 
-/// `n` events over `partitions`: 5 % flaggable (two detections each), 0.5 % malformed,
-/// with token counts and costs to check the rollups' sums.
+impl std::ops::AddAssign for Truth {
+    fn add_assign(&mut self, o: Truth) {
+        self.events += o.events;
+        self.flagged += o.flagged;
+        self.detections += o.detections;
+        self.dead_letters += o.dead_letters;
+        self.tokens_in += o.tokens_in;
+        self.tokens_out += o.tokens_out;
+        self.cost_micros += o.cost_micros;
+    }
+}
+
 fn corpus(n: usize, partitions: i32, seed: u64) -> (Vec<(i32, Vec<u8>)>, Truth) {
+    corpus_from(0, n, partitions, seed)
+}
+
+/// `n` events over `partitions`, numbered from `first`: 5 % flaggable (two detections
+/// each), 0.5 % malformed, with token counts and costs to check the rollups' sums.
+pub fn corpus_from(
+    first: usize,
+    n: usize,
+    partitions: i32,
+    seed: u64,
+) -> (Vec<(i32, Vec<u8>)>, Truth) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut truth = Truth::default();
     let mut messages = Vec::with_capacity(n);
-    for i in 0..n {
+    for i in first..first + n {
         let partition = rng.random_range(0..partitions);
         let roll = rng.random_range(0..1000);
         if roll < 5 {
@@ -137,7 +158,7 @@ async fn progress(pool: &PgPool) -> Option<i64> {
     .ok()
 }
 
-async fn wait_for_progress(pool: &PgPool, at_least: i64) {
+pub async fn wait_for_progress(pool: &PgPool, at_least: i64) {
     support::eventually(WITHIN, &format!("{at_least} messages stored"), || async {
         progress(pool).await.filter(|&p| p >= at_least)
     })
@@ -145,7 +166,7 @@ async fn wait_for_progress(pool: &PgPool, at_least: i64) {
 }
 
 /// Waits until every message is accounted for, then checks every table exactly.
-async fn assert_matches(pool: &PgPool, truth: Truth) {
+pub async fn assert_matches(pool: &PgPool, truth: Truth) {
     wait_for_progress(pool, truth.events + truth.dead_letters).await;
     assert_eq!(stored(pool).await, truth);
     let (flags, distinct): (i64, i64) =
@@ -200,8 +221,8 @@ async fn a_group_member_killed_mid_stream_hands_over_without_loss_or_duplicates(
 }
 
 /// A cluster of this test's own, so stopping it does not disturb the other tests.
-struct PrivateCluster {
-    dir: String,
+pub struct PrivateCluster {
+    pub dir: String,
 }
 
 impl PrivateCluster {
@@ -209,7 +230,7 @@ impl PrivateCluster {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg")
     }
 
-    fn run(args: &[&str]) {
+    pub fn run(args: &[&str]) {
         let status = Command::new("bash")
             .arg(Self::script())
             .args(args)
@@ -218,7 +239,7 @@ impl PrivateCluster {
         assert!(status.success(), "scripts/pg {args:?}");
     }
 
-    fn init(port: u16) -> PrivateCluster {
+    pub fn init(port: u16) -> PrivateCluster {
         let dir = format!("/tmp/{}", unique("flagstream-pg"));
         Self::run(&["init", &dir, &port.to_string()]);
         PrivateCluster { dir }
