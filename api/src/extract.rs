@@ -3,7 +3,9 @@
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::input::{self, MAX_PATH_PARAM};
 use crate::Error;
@@ -31,8 +33,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = Error;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Error> {
-        let axum::Json(value) = axum::Json::<T>::from_request(request, state).await?;
-        Ok(Body(value))
+        let axum::Json(value) = axum::Json::<Value>::from_request(request, state).await?;
+        input::no_nul(&value)?;
+        serde_json::from_value(value)
+            .map(Body)
+            .map_err(|e| Error::Rejected {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                message: format!("Failed to deserialize the JSON body into the target type: {e}"),
+            })
     }
 }
 

@@ -42,29 +42,30 @@ pub fn optional(field: &'static str, value: Option<&str>, max: usize) -> Result<
     value.map_or(Ok(()), |v| text(field, v, max).map(drop))
 }
 
-/// Refuses a JSON document with NUL in any key or string, before it is stored as `jsonb`.
-pub fn no_nul(field: &'static str, value: &Value) -> Result<(), Error> {
-    let found = match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => return items.iter().try_for_each(|v| no_nul(field, v)),
-        Value::Object(map) => {
-            for (k, v) in map {
-                if k.contains('\0') {
-                    return no_nul(field, &Value::String(k.clone()));
-                }
-                no_nul(field, v)?;
-            }
-            false
+/// Refuses a JSON body with NUL in any key or string (every body ends up compared with or
+/// stored as `text` or `jsonb`); the error names the top-level field that holds it.
+pub fn no_nul(body: &Value) -> Result<(), Error> {
+    fn has_nul(value: &Value) -> bool {
+        match value {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(has_nul),
+            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
         }
-        _ => false,
+    }
+    let field = match body {
+        Value::Object(map) => map
+            .iter()
+            .find(|(k, v)| k.contains('\0') || has_nul(v))
+            .map(|(k, _)| field_name(k.as_str())),
+        other => has_nul(other).then(|| "body".into()),
     };
-    if found {
-        Err(Error::invalid(
+    match field {
+        Some(field) => Err(Error::invalid(
             field,
-            format!("`{field}` must not contain NUL characters"),
-        ))
-    } else {
-        Ok(())
+            "request bodies must not contain NUL characters",
+        )),
+        None => Ok(()),
     }
 }
 
@@ -85,8 +86,16 @@ mod tests {
             };
             assert_eq!(field.as_deref(), Some("note"));
         }
-        assert!(no_nul("rule", &json!({ "k": ["ok", { "deep": "x\u{0}" }] })).is_err());
-        assert!(no_nul("rule", &json!({ "k\u{0}": 1 })).is_err());
-        assert!(no_nul("rule", &json!({ "k": ["ok", 1, null] })).is_ok());
+        let field = |body: Value| match no_nul(&body) {
+            Err(Error::Invalid { field, .. }) => field.map(|f| f.into_owned()),
+            _ => None,
+        };
+        assert_eq!(
+            field(json!({ "k": ["ok", { "deep": "x\u{0}" }] })).as_deref(),
+            Some("k")
+        );
+        assert_eq!(field(json!({ "k\u{0}": 1 })).as_deref(), Some("k\u{0}"));
+        assert_eq!(field(json!(["a\u{0}"])).as_deref(), Some("body"));
+        assert!(no_nul(&json!({ "k": ["ok", 1, null] })).is_ok());
     }
 }

@@ -32,7 +32,6 @@ const MAX_NAME: usize = 200;
 /// Parses a rule definition and checks its bounds; the error names what is wrong. Compiling
 /// it is [`compile`]'s job, off the async workers.
 fn validate(definition: Value) -> Result<Rule, Error> {
-    input::no_nul("rule", &definition)?;
     let rule: Rule = serde_json::from_value(definition)
         .map_err(|e| Error::invalid("rule", format!("not a valid rule: {e}")))?;
     let id_ok = !rule.id.is_empty()

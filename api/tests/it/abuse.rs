@@ -114,7 +114,7 @@ async fn rules_are_bounded_per_rule_and_per_set() {
         .await;
     assert_eq!(
         (status, &body["error"]["field"]),
-        (StatusCode::UNPROCESSABLE_ENTITY, &json!("rule"))
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("keywords"))
     );
 }
 
@@ -344,6 +344,13 @@ async fn input_that_used_to_be_a_500_is_a_4xx_naming_the_field() {
             "/api/v1/stats/summary?from=2020-01-01T00:00:00Z".into(),
             None,
             "from",
+        ),
+        (
+            Role::Admin,
+            "POST",
+            "/api/v1/alerts/routes".into(),
+            Some(json!({ "id": "r", "destinations": ["hook\u{0}"] })),
+            "destinations",
         ),
     ];
     for (role, method, uri, body, field) in cases {
