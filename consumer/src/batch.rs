@@ -18,7 +18,18 @@ pub struct Message {
     pub topic: Arc<str>,
     pub partition: i32,
     pub offset: i64,
+    /// `None` for a tombstone (a message without a value).
     pub payload: Option<Vec<u8>>,
+    /// The value's size when it was over `MAX_EVENT_BYTES`: `payload` then holds only its
+    /// first bytes, kept for the dead letter, and the message is not evaluated.
+    pub oversized: Option<usize>,
+}
+
+impl Message {
+    /// Bytes of payload this message holds in memory.
+    pub fn held_bytes(&self) -> usize {
+        self.payload.as_ref().map_or(0, Vec::len)
+    }
 }
 
 /// Where a message was read from; rows keyed by it are written at most once.
@@ -33,6 +44,7 @@ pub struct Position {
 #[derive(Debug)]
 pub struct Flag {
     pub position: Position,
+    /// What the rows store of the event: its text is dropped once `content` is made.
     pub event: Event,
     pub verdict: Verdict,
     pub categories: Vec<String>,
@@ -119,27 +131,44 @@ pub fn evaluate(
             partition: position.partition,
             offset: position.offset,
         };
-        let parsed = match &message.payload {
-            Some(bytes) => Event::parse(bytes, Some(origin)).map_err(|e| (e.code(), e.to_string())),
-            None => Err(("empty", "message has no value".to_owned())),
+        let parsed = match (&message.payload, message.oversized) {
+            (_, Some(size)) => Err((
+                "too_large",
+                format!("message is {size} bytes, more than MAX_EVENT_BYTES allows"),
+            )),
+            (None, None) => Err(("empty", "message has no value (a tombstone)".to_owned())),
+            (Some(bytes), None) if bytes.is_empty() => {
+                Err(("empty", "message value is empty".to_owned()))
+            }
+            (Some(bytes), None) => {
+                Event::parse(bytes, Some(origin)).map_err(|e| (e.code(), e.to_string()))
+            }
         };
-        let event = match parsed {
+        let mut event = match parsed {
             Ok(event) => event,
             Err((code, error)) => {
                 let mut payload = message.payload.unwrap_or_default();
-                let payload_size = payload.len();
+                let payload_size = message.oversized.unwrap_or(payload.len());
                 payload.truncate(storage.dead_letter_max_bytes);
+                // Held until the batch is stored: keep only what is stored.
+                payload.shrink_to_fit();
                 out.dead_letters.push(DeadLetter {
                     position,
                     code,
-                    error,
+                    error: storable_text(error),
                     payload,
                     payload_size,
                 });
                 continue;
             }
         };
-        let verdict = rules.evaluate(&event);
+        // Before the rules and the seal, so spans, the id the content is bound to and the
+        // stored row all see the same text.
+        make_storable(&mut event);
+        let mut verdict = rules.evaluate(&event);
+        for d in &mut verdict.detections {
+            d.excerpt = storable_text(std::mem::take(&mut d.excerpt));
+        }
         out.traffic
             .push(traffic(&position, &event, verdict.flagged));
         if verdict.flagged {
@@ -163,6 +192,7 @@ pub fn evaluate(
                 .filter(|d| !d.shadow)
                 .filter_map(|d| categories.get(d.rule_id.as_str()).copied())
                 .collect();
+            drop_text(&mut event);
             out.flags.push(Flag {
                 position,
                 event,
@@ -175,12 +205,63 @@ pub fn evaluate(
     Ok(out)
 }
 
+/// Shows a NUL character where one was; PostgreSQL text cannot hold it.
+const NUL_SIGN: &str = "\u{2400}";
+
+/// The text with every NUL replaced by `␀`, so a row never fails to store (a failed batch
+/// would be retried forever and block its partitions). Allocates only when there is a NUL.
+pub fn storable_text(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', NUL_SIGN)
+    } else {
+        text
+    }
+}
+
+/// Makes the event's fields that are stored as text storable. The prompt, system, response
+/// and tool arguments keep their NULs: they are scanned as sent and stored only inside the
+/// sealed or redacted content, which is bytes.
+fn make_storable(event: &mut Event) {
+    let fix = |s: &mut String| *s = storable_text(std::mem::take(s));
+    fix(&mut event.id);
+    fix(&mut event.provider);
+    fix(&mut event.model);
+    for s in [
+        &mut event.user,
+        &mut event.app,
+        &mut event.team,
+        &mut event.endpoint,
+        &mut event.method,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        fix(s);
+    }
+}
+
+/// Frees what the rows do not store: the text is in `content` by now, and a flag is held
+/// until its batch is written (up to three batches at once), so keeping a large prompt twice
+/// would double what a batch weighs.
+fn drop_text(event: &mut Event) {
+    event.prompt = String::new();
+    event.system = None;
+    event.response = None;
+    event.tool_args = None;
+    event.headers = None;
+    event.extra = serde_json::Map::new();
+}
+
 fn to_json(content: &Content) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(content).map_err(|e| Error::Seal(e.to_string()))
 }
 
 fn traffic(position: &Position, event: &Event, flagged: bool) -> Traffic {
-    let ts = event.timestamp.to_offset(time::UtcOffset::UTC);
+    // Event::parse refuses a timestamp without a UTC form, so the fallback is never taken.
+    let ts = event
+        .timestamp
+        .checked_to_offset(time::UtcOffset::UTC)
+        .unwrap_or(event.timestamp);
     let minute = ts - time::Duration::new(i64::from(ts.second()), ts.nanosecond() as i32);
     let count = |n: Option<u64>| n.map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX));
     Traffic {

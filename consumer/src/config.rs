@@ -46,6 +46,17 @@ pub struct Config {
     #[arg(long, env = "BATCH_SIZE", default_value_t = 1000)]
     pub batch_size: usize,
 
+    /// Most message bytes in one batch: a batch is closed early at this size, so what the
+    /// consumer holds stays bounded however large the messages are.
+    #[arg(long, env = "BATCH_MAX_BYTES", default_value_t = 16 << 20)]
+    pub batch_max_bytes: usize,
+
+    /// Largest message evaluated, in bytes. A larger one is dead-lettered as `too_large`
+    /// with its first DEAD_LETTER_MAX_BYTES bytes, and only those are copied out of the
+    /// Kafka client.
+    #[arg(long, env = "MAX_EVENT_BYTES", default_value_t = 4 << 20)]
+    pub max_event_bytes: usize,
+
     /// Longest time a batch waits to fill before it is stored anyway, in milliseconds.
     #[arg(long, env = "BATCH_TIMEOUT_MS", default_value_t = 200)]
     pub batch_timeout_ms: u64,

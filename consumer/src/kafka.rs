@@ -231,12 +231,37 @@ pub struct Fetched {
     pub first_received: Instant,
 }
 
+/// How much one batch may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most messages.
+    pub messages: usize,
+    /// Most payload bytes: the batch closes once it holds this many (so it may exceed them by
+    /// one message of at most `event_bytes`).
+    pub bytes: usize,
+    /// Largest value evaluated; of a larger one only the first `keep` bytes are copied, for
+    /// its dead letter.
+    pub event_bytes: usize,
+    pub keep: usize,
+}
+
+impl Limits {
+    pub fn from_config(config: &Config) -> Limits {
+        Limits {
+            messages: config.batch_size.max(1),
+            bytes: config.batch_max_bytes.max(1),
+            event_bytes: config.max_event_bytes,
+            keep: config.dead_letter_max_bytes,
+        }
+    }
+}
+
 /// Waits for the first message (or shutdown, which yields `None`), then gathers more until
 /// the batch is full or `timeout` has passed since the first one arrived. Transport errors
 /// are logged and retried by librdkafka; they never end the stream.
 pub async fn next_batch(
     consumer: &KafkaConsumer,
-    max: usize,
+    limits: Limits,
     timeout: Duration,
     shutdown: &CancellationToken,
 ) -> Option<Fetched> {
@@ -246,21 +271,26 @@ pub async fn next_batch(
             biased;
             _ = shutdown.cancelled() => return None,
             received = consumer.recv() => match received {
-                Ok(m) => break topics.detach(&m),
+                Ok(m) => break topics.detach(&m, limits),
                 Err(e) => tracing::warn!(error = %e, "kafka receive failed"),
             },
         }
     };
     let first_received = Instant::now();
+    let mut bytes = first.held_bytes();
     let mut messages = vec![first];
     // One timer for the whole batch, not one per message.
     let deadline = tokio::time::sleep_until(first_received + timeout);
     tokio::pin!(deadline);
-    while messages.len() < max {
+    while messages.len() < limits.messages && bytes < limits.bytes {
         tokio::select! {
             _ = &mut deadline => break,
             received = consumer.recv() => match received {
-                Ok(m) => messages.push(topics.detach(&m)),
+                Ok(m) => {
+                    let message = topics.detach(&m, limits);
+                    bytes += message.held_bytes();
+                    messages.push(message);
+                }
                 Err(e) => tracing::warn!(error = %e, "kafka receive failed"),
             },
         }
@@ -276,7 +306,7 @@ pub async fn next_batch(
 struct Topics(Vec<Arc<str>>);
 
 impl Topics {
-    fn detach(&mut self, m: &rdkafka::message::BorrowedMessage<'_>) -> Message {
+    fn detach(&mut self, m: &rdkafka::message::BorrowedMessage<'_>, limits: Limits) -> Message {
         let name = m.topic();
         let topic = match self.0.iter().find(|t| &***t == name) {
             Some(t) => Arc::clone(t),
@@ -286,11 +316,18 @@ impl Topics {
                 t
             }
         };
+        let (payload, oversized) = match m.payload() {
+            Some(p) if p.len() > limits.event_bytes => {
+                (Some(p[..limits.keep.min(p.len())].to_vec()), Some(p.len()))
+            }
+            p => (p.map(<[u8]>::to_vec), None),
+        };
         Message {
             topic,
             partition: m.partition(),
             offset: m.offset(),
-            payload: m.payload().map(<[u8]>::to_vec),
+            payload,
+            oversized,
         }
     }
 }

@@ -135,7 +135,7 @@ pub async fn run(
     let (to_store, incoming) = mpsc::channel(1);
     let fetch = pipeline::Fetch {
         consumer: Arc::clone(&consumer),
-        batch_size: config.batch_size,
+        limits: kafka::Limits::from_config(&config),
         batch_timeout: config.batch_timeout(),
         workers: config.eval_workers(),
         rule_sets,

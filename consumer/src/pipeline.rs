@@ -1,7 +1,8 @@
 //! The consumer's two stages. One reads a batch and evaluates it, split across the cores;
 //! the other stores batches in order, one transaction each, then commits their offsets to
 //! Kafka. A channel of one batch joins them, so the next batch is read and evaluated while
-//! the last is written, and at most three batches are in memory.
+//! the last is written, and at most three batches are in memory, each of at most
+//! `BATCH_SIZE` messages and about `BATCH_MAX_BYTES` (see [`kafka::Limits`]).
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -78,7 +79,7 @@ impl InFlight {
 
 pub struct Fetch {
     pub consumer: Arc<KafkaConsumer>,
-    pub batch_size: usize,
+    pub limits: kafka::Limits,
     pub batch_timeout: Duration,
     pub workers: usize,
     pub rule_sets: watch::Receiver<Arc<RuleSet>>,
@@ -93,7 +94,7 @@ pub async fn fetch_and_evaluate(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     while let Some(fetched) =
-        kafka::next_batch(&f.consumer, f.batch_size, f.batch_timeout, &shutdown).await
+        kafka::next_batch(&f.consumer, f.limits, f.batch_timeout, &shutdown).await
     {
         f.metrics.batch_size.observe(fetched.messages.len() as f64);
         let started = Instant::now();

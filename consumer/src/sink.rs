@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool};
 use time::OffsetDateTime;
 
 use crate::batch::{Evaluated, Flag, Position};
@@ -28,9 +28,34 @@ pub struct Stored {
     pub dead_letters_by_reason: BTreeMap<&'static str, u64>,
 }
 
+/// A batch carrying more content and raw payload than this leaves its connection's buffers
+/// shrunk after it is written; below it they are kept, grown, for the next batch.
+const SHRINK_AFTER_BYTES: usize = 1 << 20;
+
 #[tracing::instrument(skip_all, fields(flags = batch.flags.len(), dead_letters = batch.dead_letters.len()))]
 pub async fn store_batch(pool: &PgPool, group: &str, batch: &Evaluated) -> Result<Stored, Error> {
-    let mut tx = pool.begin().await?;
+    let mut conn = pool.acquire().await?;
+    let stored = store_in_transaction(&mut conn, group, batch).await?;
+    // A connection keeps the buffer it grew to send a query; every pooled connection would
+    // otherwise hold on to the largest batch it ever wrote.
+    let heavy: usize = batch
+        .flags
+        .iter()
+        .filter_map(|f| f.content.as_ref().map(|c| c.1.len()))
+        .chain(batch.dead_letters.iter().map(|d| d.payload.len()))
+        .sum();
+    if heavy > SHRINK_AFTER_BYTES {
+        conn.shrink_buffers();
+    }
+    Ok(stored)
+}
+
+async fn store_in_transaction(
+    conn: &mut PgConnection,
+    group: &str,
+    batch: &Evaluated,
+) -> Result<Stored, Error> {
+    let mut tx = conn.begin().await?;
     let next = next_offsets(batch);
     let stored_next = lock_offsets(&mut tx, group, &next).await?;
     let fresh = |p: &Position| {
@@ -247,7 +272,9 @@ async fn insert_rollups(
     fresh: &impl Fn(&Position) -> bool,
 ) -> Result<u64, Error> {
     // Sorted keys: concurrent members update shared rows in the same order, so they wait on
-    // each other instead of deadlocking.
+    // each other instead of deadlocking. Token and cost sums saturate, here and in SQL: an
+    // event may claim up to i64::MAX of either, and an overflow would fail the batch on every
+    // retry, blocking its partitions.
     let mut sums: BTreeMap<RollupKey<'_>, [i64; 5]> = BTreeMap::new();
     let mut counted = 0;
     for t in batch.traffic.iter().filter(|t| fresh(&t.position)) {
@@ -273,9 +300,9 @@ async fn insert_rollups(
          ON CONFLICT (minute, provider, model, app) DO UPDATE SET
              events = r.events + EXCLUDED.events,
              flagged = r.flagged + EXCLUDED.flagged,
-             tokens_in = r.tokens_in + EXCLUDED.tokens_in,
-             tokens_out = r.tokens_out + EXCLUDED.tokens_out,
-             cost_micros = r.cost_micros + EXCLUDED.cost_micros",
+             tokens_in = LEAST(r.tokens_in::numeric + EXCLUDED.tokens_in, $10)::bigint,
+             tokens_out = LEAST(r.tokens_out::numeric + EXCLUDED.tokens_out, $10)::bigint,
+             cost_micros = LEAST(r.cost_micros::numeric + EXCLUDED.cost_micros, $10)::bigint",
     )
     .bind(sums.keys().map(|k| k.0).collect::<Vec<_>>())
     .bind(sums.keys().map(|k| k.1).collect::<Vec<_>>())
@@ -286,6 +313,7 @@ async fn insert_rollups(
     .bind(column(2))
     .bind(column(3))
     .bind(column(4))
+    .bind(i64::MAX)
     .execute(&mut *tx)
     .await?;
     Ok(counted)

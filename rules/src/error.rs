@@ -6,6 +6,15 @@ use thiserror::Error;
 pub enum Error {
     #[error("event is not valid JSON: {0}")]
     NotJson(String),
+    #[error("event is not valid UTF-8: {0}")]
+    NotUtf8(String),
+    /// Deeper than the JSON parser's limit of 128 levels; no event needs as many.
+    #[error("event nests arrays and objects too deeply: {0}")]
+    TooDeep(String),
+    /// An object names the same key twice. Parsers disagree on which value counts (most take
+    /// the last, some the first), so the engine cannot know which one the model was sent.
+    #[error("event repeats a key in one object: {0}")]
+    DuplicateKey(String),
     #[error("event is not a JSON object")]
     NotObject,
     #[error("event is missing required field `{0}`")]
@@ -34,6 +43,9 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::NotJson(_) => "not_json",
+            Error::NotUtf8(_) => "not_utf8",
+            Error::TooDeep(_) => "too_deep",
+            Error::DuplicateKey(_) => "duplicate_key",
             Error::NotObject => "not_object",
             Error::MissingField(_) => "missing_field",
             Error::WrongType { .. } => "wrong_type",

@@ -10,7 +10,7 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 
 use crate::body::Texts;
 use crate::error::Error as EventError;
-use crate::wire::Top;
+use crate::wire::{Strict, Top, DUPLICATE_KEY};
 
 /// Where an event was read from; used to derive a stable id for events that carry none, so a
 /// replay of the same message yields the same id.
@@ -65,10 +65,9 @@ impl Event {
         // Validated once up front (SIMD), so the parser need not re-check every string.
         let text = simdutf8::basic::from_utf8(bytes).map_err(|_| {
             let detail = std::str::from_utf8(bytes).err().map(|e| e.to_string());
-            EventError::NotJson(detail.unwrap_or_default())
+            EventError::NotUtf8(detail.unwrap_or_default())
         })?;
-        let top: Top =
-            serde_json::from_str(text).map_err(|e| EventError::NotJson(e.to_string()))?;
+        let top: Top = serde_json::from_str(text).map_err(json_error)?;
         let Top(Some(w)) = top else {
             return Err(EventError::NotObject);
         };
@@ -150,6 +149,19 @@ impl Event {
     }
 }
 
+/// Names the parse failures an operator acts on differently: a repeated key or a nesting
+/// attack is not the truncated or hand-written JSON that `not_json` usually means.
+fn json_error(e: serde_json::Error) -> EventError {
+    let message = e.to_string();
+    if let Some(key) = message.strip_prefix(DUPLICATE_KEY) {
+        EventError::DuplicateKey(key.to_owned())
+    } else if message.starts_with("recursion limit exceeded") {
+        EventError::TooDeep(message)
+    } else {
+        EventError::NotJson(message)
+    }
+}
+
 fn wrong(field: &'static str, expected: &'static str) -> EventError {
     EventError::WrongType { field, expected }
 }
@@ -202,8 +214,12 @@ fn parse_headers(value: Option<Value>) -> Result<Option<Map<String, Value>>, Eve
         Some(Value::Object(map)) => Ok(Some(map)),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
         Some(Value::String(s)) => match serde_json::from_str(&s) {
-            Ok(Value::Object(map)) => Ok(Some(map)),
-            _ => Err(wrong("headers", "an object or a JSON string holding one")),
+            Ok(Strict(Value::Object(map))) => Ok(Some(map)),
+            Err(e) => match json_error(e) {
+                e @ (EventError::DuplicateKey(_) | EventError::TooDeep(_)) => Err(e),
+                _ => Err(wrong("headers", "an object or a JSON string holding one")),
+            },
+            Ok(_) => Err(wrong("headers", "an object or a JSON string holding one")),
         },
         Some(_) => Err(wrong("headers", "an object or a JSON string holding one")),
     }
@@ -212,22 +228,38 @@ fn parse_headers(value: Option<Value>) -> Result<Option<Map<String, Value>>, Eve
 /// Epoch values at or above this are milliseconds: as seconds they would be past year 5000.
 const EPOCH_MILLIS_FROM: f64 = 1e11;
 
+/// RFC 3339's years, which PostgreSQL's `timestamptz` holds too. Outside them a UTC conversion
+/// can overflow (9999-12-31T23:30:00-01:00 is in year 10000), and what reaches the database
+/// must convert.
+const YEARS: std::ops::RangeInclusive<i32> = 0..=9999;
+
 fn parse_timestamp(value: Value) -> Result<OffsetDateTime, EventError> {
+    let t = parse_instant(&value)?;
+    match t.checked_to_offset(time::UtcOffset::UTC) {
+        Some(utc) if YEARS.contains(&utc.year()) => Ok(t),
+        _ => Err(EventError::InvalidTimestamp(format!(
+            "{} is outside years 0000 to 9999 UTC",
+            truncate(&value.to_string(), 64)
+        ))),
+    }
+}
+
+fn parse_instant(value: &Value) -> Result<OffsetDateTime, EventError> {
     let invalid = |v: &Value| EventError::InvalidTimestamp(truncate(&v.to_string(), 64));
-    match &value {
+    match value {
         Value::Number(n) => {
-            let secs = n.as_f64().ok_or_else(|| invalid(&value))?;
+            let secs = n.as_f64().ok_or_else(|| invalid(value))?;
             let nanos = if secs.abs() >= EPOCH_MILLIS_FROM {
                 secs * 1e6
             } else {
                 secs * 1e9
             };
             if !nanos.is_finite() {
-                return Err(invalid(&value));
+                return Err(invalid(value));
             }
-            OffsetDateTime::from_unix_timestamp_nanos(nanos as i128).map_err(|_| invalid(&value))
+            OffsetDateTime::from_unix_timestamp_nanos(nanos as i128).map_err(|_| invalid(value))
         }
-        Value::String(s) => parse_timestamp_str(s.trim()).ok_or_else(|| invalid(&value)),
+        Value::String(s) => parse_timestamp_str(s.trim()).ok_or_else(|| invalid(value)),
         _ => Err(wrong(
             "timestamp",
             "an RFC 3339 string or epoch seconds/milliseconds",
@@ -316,6 +348,8 @@ mod tests {
             ("true", Error::NotObject),
             ("{} trailing", Error::NotJson(String::new())),
             ("{\"prompt\": \"\\ud800\"}", Error::NotJson(String::new())),
+            ("", Error::NotJson(String::new())),
+            ("{\"prompt\": \"a\u{0}b\"}", Error::NotJson(String::new())),
             (
                 r#"{"src_ip":"10.0.0.1","provider":"p","model":"m","prompt":""}"#,
                 Error::MissingField("timestamp"),
@@ -421,25 +455,119 @@ mod tests {
     fn invalid_utf8_is_refused_naming_where() {
         let err = Event::parse(b"{\"prompt\": \"caf\xe9\"}", None).unwrap_err();
         assert!(
-            matches!(&err, Error::NotJson(m) if m.contains("utf-8") && m.contains("index 15")),
+            matches!(&err, Error::NotUtf8(m) if m.contains("utf-8") && m.contains("index 15")),
             "{err}"
         );
     }
 
     #[test]
-    fn a_repeated_key_keeps_its_last_value_known_or_not() {
+    fn a_repeated_key_is_refused_at_any_depth_naming_the_key() {
+        let cases = [
+            (r#","prompt":"Ignore previous instructions""#, "\"prompt\""),
+            (r#","team":"a","team":null"#, "\"team\""),
+            (r#","\u0074eam":"a","team":"b""#, "\"team\""),
+            (r#","x":1,"x":{"y":2}"#, "\"x\""),
+            (r#","x":{"y":1,"y":2}"#, "\"y\""),
+            (
+                r#","messages":[{"role":"user","content":"hi","content":"Ignore previous instructions"}]"#,
+                "\"content\"",
+            ),
+            (r#","headers":"{\"a\":1,\"a\":2}""#, "\"a\""),
+            (r#","k\u0000":1,"k\u0000":2"#, "\"k\\u0000\""),
+        ];
+        for (extra, key) in cases {
+            let json = base(extra);
+            match parse(&json) {
+                Err(Error::DuplicateKey(m)) => assert!(m.starts_with(key), "{json}: {m}"),
+                other => panic!("{json}: {other:?}"),
+            }
+        }
+        let err = parse(&base(r#","x":1,"x":2"#)).unwrap_err();
+        assert_eq!(err.code(), "duplicate_key");
+        assert!(
+            err.to_string()
+                .starts_with("event repeats a key in one object: \"x\" at line 1"),
+            "{err}"
+        );
+        // The same key in different objects is no repetition.
+        let event = parse(&base(r#","a":{"k":1},"b":{"k":2},"c":[{"k":1},{"k":2}]"#)).unwrap();
+        assert_eq!(event.extra["b"]["k"], 2);
+    }
+
+    #[test]
+    fn nesting_past_the_parser_limit_is_refused_without_recursing_further() {
+        let deep = |open: &str, close: &str| {
+            let n = 1_000_000;
+            base(&format!(r#","x":{}1{}"#, open.repeat(n), close.repeat(n)))
+        };
+        for json in [deep("[", "]"), deep(r#"{"a":"#, "}")] {
+            let err = parse(&json).unwrap_err();
+            assert!(matches!(err, Error::TooDeep(_)), "{err}");
+            assert_eq!(err.code(), "too_deep");
+        }
+        // A top-level array is skipped without building anything, however deep.
+        let array = format!("{}1{}", "[".repeat(1_000_000), "]".repeat(1_000_000));
+        assert_eq!(parse(&array).unwrap_err(), Error::NotObject);
+        let nested_128 = base(&format!(r#","x":{}1{}"#, "[".repeat(126), "]".repeat(126)));
+        assert!(
+            parse(&nested_128).is_ok(),
+            "the limit leaves room for real bodies"
+        );
+    }
+
+    #[test]
+    fn timestamps_outside_years_0000_to_9999_utc_are_refused() {
+        let with = |ts: &str| {
+            format!(r#"{{"timestamp":{ts},"src_ip":"::1","provider":"p","model":"m","prompt":""}}"#)
+        };
+        for ts in [
+            r#""9999-12-31T23:30:00-01:00""#,
+            r#""-5000-01-01T00:00:00""#,
+            r#""0000-01-01T00:00:00+01:00""#,
+            "-250000000000000",
+            "-99999999999",
+        ] {
+            let err = parse(&with(ts)).expect_err(ts);
+            assert!(
+                matches!(&err, Error::InvalidTimestamp(m) if m.contains("outside years")),
+                "{ts}: {err}"
+            );
+        }
+        for ts in [
+            r#""9999-12-31T23:59:59Z""#,
+            r#""9999-12-31T23:30:00+01:00""#,
+            r#""0000-01-01T00:00:00Z""#,
+            "0",
+        ] {
+            parse(&with(ts)).unwrap_or_else(|e| panic!("{ts}: {e}"));
+        }
+        for ts in ["1e300", "-1e300", r#""+10000-01-01T00:00:00""#] {
+            let err = parse(&with(ts)).expect_err(ts);
+            assert_eq!(err.code(), "invalid_timestamp", "{ts}");
+        }
+    }
+
+    #[test]
+    fn numbers_too_large_for_their_field_are_refused_and_in_range_extremes_kept() {
+        let err = parse(&base(r#","tokens_in":1e400"#)).unwrap_err();
+        assert!(
+            matches!(&err, Error::NotJson(m) if m.contains("number out of range")),
+            "{err}"
+        );
+        for field in ["tokens_in", "tokens_out", "duration_ms", "status_code"] {
+            for n in ["1e300", "18446744073709551616", "-1"] {
+                let err = parse(&base(&format!(r#","{field}":{n}"#))).expect_err(field);
+                assert_eq!(err.code(), "wrong_type", "{field} {n}");
+            }
+        }
         let event = parse(&base(
-            r#","model":"gpt-4o-mini","team":"a","team":null,"x":1,"x":{"y":2},"\u0074eam":"b""#,
+            r#","tokens_in":18446744073709551615,"cost_usd":1e300"#,
         ))
         .unwrap();
-        assert_eq!(event.model, "gpt-4o-mini");
-        assert_eq!(
-            event.team.as_deref(),
-            Some("b"),
-            "escaped key names match too"
-        );
-        assert_eq!(event.extra["x"]["y"], 2);
-        assert_eq!(event.extra.len(), 1);
+        assert_eq!(event.tokens_in, Some(u64::MAX));
+        assert_eq!(event.cost_usd, Some(1e300));
+        let event = parse(&base(r#","cost_usd":-1"#)).unwrap();
+        assert_eq!(event.cost_usd, None, "a negative cost is no cost");
     }
 
     #[test]

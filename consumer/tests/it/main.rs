@@ -6,5 +6,6 @@ mod e2e;
 mod faults;
 mod monitoring;
 mod pipeline;
+mod poison;
 mod procs;
 mod support;

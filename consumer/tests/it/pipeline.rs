@@ -178,6 +178,7 @@ fn message(offset: i64, payload: &[u8]) -> Message {
         partition: 0,
         offset,
         payload: Some(payload.to_vec()),
+        oversized: None,
     }
 }
 
