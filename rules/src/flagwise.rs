@@ -161,7 +161,19 @@ impl FlagwiseMatchers {
                     Some((folded, origin)) => r
                         .unicode
                         .find_iter(folded)
-                        .map(|m| (origin[m.start()], char_end(text, origin[m.end() - 1])))
+                        .map(|m| {
+                            // The original character of a folded byte, or the end of the
+                            // text for an offset at its end.
+                            let start = origin.get(m.start()).copied().unwrap_or(text.len());
+                            // An empty match counts, as for Python's `re.search` and on
+                            // the ASCII path: an empty span where it occurred.
+                            let end = if m.is_empty() {
+                                start
+                            } else {
+                                char_end(text, origin[m.end() - 1])
+                            };
+                            (start, end)
+                        })
                         .collect(),
                     None => r
                         .unicode

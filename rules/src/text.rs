@@ -133,7 +133,10 @@ impl<'a> Cleaned<'a> {
                 self.removed[n - 1].1
             }
         };
-        (start + shift(start, true), end + shift(end, false))
+        let start = start + shift(start, true);
+        // An empty span (a regex can match the empty string) at a position where characters
+        // were removed would otherwise end before it starts.
+        (start, (end + shift(end, false)).max(start))
     }
 }
 
