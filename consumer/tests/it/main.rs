@@ -8,4 +8,5 @@ mod monitoring;
 mod pipeline;
 mod poison;
 mod procs;
+mod soak;
 mod support;
