@@ -67,17 +67,17 @@ pub(crate) fn excerpt(text: &str, start: usize, end: usize, mask: &[(usize, usiz
             visible_left = VISIBLE_CHARS;
         }
         let masked = mask.iter().any(|&(s, e)| i >= s && i < e);
-        out.push(if in_match && visible_left > 0 {
+        let shown = if in_match && visible_left > 0 {
             visible_left -= 1;
             c
         } else if in_match || masked {
             '*'
-        } else if c.is_control() {
-            // Analysts read excerpts; control characters must not render.
-            ' '
         } else {
             c
-        });
+        };
+        // Analysts read excerpts; control characters (a NUL, a terminal escape) must not
+        // render, also not as the visible start of a match.
+        out.push(if shown.is_control() { ' ' } else { shown });
     }
     if to < text.len() {
         out.push('…');
