@@ -5,18 +5,6 @@
 //! get arbitrary text too.
 #![no_main]
 
-use flagstream_fuzz::{builtin, check_verdict, with_text, ORIGIN};
-use flagstream_rules::Event;
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let rules = builtin("default");
-    let event = match Event::parse(data, Some(ORIGIN)) {
-        Ok(event) => event,
-        Err(_) => match std::str::from_utf8(data) {
-            Ok(text) => with_text(text),
-            Err(_) => return,
-        },
-    };
-    check_verdict(&event, &rules.evaluate(&event));
-});
+fuzz_target!(|data: &[u8]| flagstream_fuzz::evaluate_message("default", data));

@@ -20,7 +20,7 @@ pub const ORIGIN: Origin<'static> = Origin {
 };
 
 /// A built-in pack, compiled once per process.
-pub fn builtin(name: &'static str) -> &'static RuleSet {
+fn builtin(name: &'static str) -> &'static RuleSet {
     static DEFAULT: OnceLock<RuleSet> = OnceLock::new();
     static FLAGWISE: OnceLock<RuleSet> = OnceLock::new();
     let cell = match name {
@@ -62,9 +62,23 @@ pub fn sample_events() -> &'static [Event] {
     })
 }
 
-/// A template event whose text fields the targets replace with raw fuzz input, so the
-/// normalizer and decoders see arbitrary text without the JSON layer in the way.
-pub fn with_text(text: &str) -> Event {
+/// The input as a Kafka message value evaluated by a built-in pack, as the consumer does;
+/// input that is no event but is text is scanned as a prompt and response directly.
+pub fn evaluate_message(pack: &'static str, data: &[u8]) {
+    let rules = builtin(pack);
+    let event = match Event::parse(data, Some(ORIGIN)) {
+        Ok(event) => event,
+        Err(_) => match std::str::from_utf8(data) {
+            Ok(text) => with_text(text),
+            Err(_) => return,
+        },
+    };
+    check_verdict(&event, &rules.evaluate(&event));
+}
+
+/// A template event whose text fields take raw fuzz input, so the normalizer and decoders
+/// see arbitrary text without the JSON layer in the way.
+fn with_text(text: &str) -> Event {
     let mut event = sample_events()[0].clone();
     event.prompt = text.to_owned();
     event.response = Some(text.to_owned());

@@ -107,20 +107,25 @@ async fn produce_all(bootstrap: String, topic: String, messages: Vec<(i32, Vec<u
         .create()
         .expect("create producer");
     for chunk in messages.chunks(500) {
-        let deliveries: Vec<_> = chunk
-            .iter()
-            .map(|(partition, payload)| {
-                producer.send(
-                    FutureRecord::<(), [u8]>::to(&topic)
-                        .partition(*partition)
-                        .payload(payload),
-                    Duration::from_secs(120),
-                )
-            })
-            .collect();
-        for delivery in deliveries {
-            delivery.await.map_err(|(e, _)| e).expect("deliver message");
-        }
+        send_all(&producer, &topic, chunk).await;
+    }
+}
+
+/// Sends the messages all at once and waits for every delivery.
+pub async fn send_all(producer: &FutureProducer, topic: &str, messages: &[(i32, Vec<u8>)]) {
+    let deliveries: Vec<_> = messages
+        .iter()
+        .map(|(partition, payload)| {
+            producer.send(
+                FutureRecord::<(), [u8]>::to(topic)
+                    .partition(*partition)
+                    .payload(payload),
+                Duration::from_secs(120),
+            )
+        })
+        .collect();
+    for delivery in deliveries {
+        delivery.await.map_err(|(e, _)| e).expect("deliver message");
     }
 }
 

@@ -8,14 +8,11 @@ use flagstream_consumer::config::StoreContent;
 use flagstream_consumer::{sink, Config, Error};
 use flagstream_rules::content::Keyring;
 use flagstream_rules::{Pack, RuleSet};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
-use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{self, count, event, unique, wait_for_rows, CLEAN, FLAGGABLE};
+use crate::support::{self, committed, count, event, unique, wait_for_rows, CLEAN, FLAGGABLE};
 
 const WITHIN: Duration = Duration::from_secs(60);
 
@@ -41,31 +38,6 @@ fn config(db: &str, bootstrap: &str, topic: &str, group: &str) -> Config {
         "session.timeout.ms=6000,heartbeat.interval.ms=500",
     ])
     .expect("valid config")
-}
-
-async fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
-    let client: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .create()
-        .expect("create consumer");
-    let mut list = TopicPartitionList::new();
-    for p in 0..partitions {
-        list.add_partition(topic, p);
-    }
-    let list = tokio::task::spawn_blocking(move || {
-        client.committed_offsets(list, Duration::from_secs(10))
-    })
-    .await
-    .expect("join")
-    .expect("fetch committed offsets");
-    list.elements()
-        .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(o) => o,
-            _ => -1,
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

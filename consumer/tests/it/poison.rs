@@ -11,14 +11,12 @@ use std::time::Duration;
 
 use flagstream_rules::content::Keyring;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::FutureProducer;
-use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
 use crate::procs::{free_port, start_consumer, start_tansu, wait_for_port};
-use crate::support::{self, count, unique, wait_for_rows, CLEAN, FLAGGABLE};
+use crate::support::{self, committed, count, unique, wait_for_rows, CLEAN, FLAGGABLE};
 
 const WITHIN: Duration = Duration::from_secs(90);
 /// The consumer's default `DEAD_LETTER_MAX_BYTES`.
@@ -185,26 +183,6 @@ fn big_producer(bootstrap: &str) -> FutureProducer {
         .set("message.max.bytes", (16 << 20).to_string())
         .create()
         .expect("create producer")
-}
-
-async fn committed(bootstrap: &str, group: &str, topic: &str) -> i64 {
-    let client: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .create()
-        .expect("create consumer");
-    let mut list = TopicPartitionList::new();
-    list.add_partition(topic, 0);
-    let list = tokio::task::spawn_blocking(move || {
-        client.committed_offsets(list, Duration::from_secs(10))
-    })
-    .await
-    .expect("join")
-    .expect("fetch committed offsets");
-    match list.elements()[0].offset() {
-        Offset::Offset(o) => o,
-        _ => -1,
-    }
 }
 
 /// (events, tokens_in, tokens_out, cost_micros) of the row the huge numbers land in.
@@ -388,7 +366,7 @@ async fn poison_messages_are_dead_lettered_with_a_reason_and_block_nothing() {
     // Offsets advanced past everything, in PostgreSQL and (for lag tools) in Kafka.
     assert_eq!(stored_next(&db.pool, &group, &topic).await, end);
     support::eventually(WITHIN, "Kafka's committed offset at the end", || async {
-        (committed(&bootstrap, &group, &topic).await == end).then_some(())
+        (committed(&bootstrap, &group, &topic, 1).await == [end]).then_some(())
     })
     .await;
 

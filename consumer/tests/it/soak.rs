@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 
-use crate::faults::{assert_matches, corpus_from, PrivateCluster, Truth};
+use crate::faults::{assert_matches, corpus_from, send_all, PrivateCluster, Truth};
 use crate::procs::{free_port, start_consumer, start_tansu, Process};
 use crate::support::unique;
 
@@ -77,20 +77,7 @@ async fn soak_with_kills_restarts_and_rebalances() {
         let (messages, part) = corpus_from(produced, rate, partitions, seed ^ produced as u64);
         produced += rate;
         truth += part;
-        let deliveries: Vec<_> = messages
-            .iter()
-            .map(|(partition, payload)| {
-                producer.send(
-                    FutureRecord::<(), [u8]>::to(&topic)
-                        .partition(*partition)
-                        .payload(payload),
-                    Duration::from_secs(300),
-                )
-            })
-            .collect();
-        for delivery in deliveries {
-            delivery.await.map_err(|(e, _)| e).expect("deliver message");
-        }
+        send_all(&producer, &topic, &messages).await;
         if kills.last().is_some_and(|&at| now >= at) {
             kills.pop();
             victim.kill();

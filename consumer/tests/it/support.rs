@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::time::Instant;
 
@@ -133,3 +135,29 @@ pub const CLEAN: &str = "Summarise the quarterly sales figures for the board mee
 
 /// A content key for tests (32 bytes, base64); never a real deployment's key.
 pub const TEST_KEY: &str = "dGVzdC1vbmx5LWtleS1mbGFnc3RyZWFtLTMyYnl0ZXM=";
+
+/// The group's committed offset per partition (-1: none yet).
+pub async fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let client: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .expect("create consumer");
+    let mut list = TopicPartitionList::new();
+    for p in 0..partitions {
+        list.add_partition(topic, p);
+    }
+    let list = tokio::task::spawn_blocking(move || {
+        client.committed_offsets(list, Duration::from_secs(10))
+    })
+    .await
+    .expect("join")
+    .expect("fetch committed offsets");
+    list.elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => o,
+            _ => -1,
+        })
+        .collect()
+}
