@@ -144,13 +144,14 @@ impl<'a> Cleaned<'a> {
     }
 }
 
-/// Every smuggled character's UTF-8 form starts with one of four lead bytes; jumping between
-/// them with memchr keeps non-ASCII prose from paying a per-char decode.
 /// C0 controls except tab, line feed, vertical tab, form feed and carriage return, and DEL.
 fn is_hidden_control(c: u32) -> bool {
     matches!(c, 0x00..=0x08 | 0x0E..=0x1F | 0x7F)
 }
 
+/// Hidden controls are single bytes; every other smuggled character's UTF-8 form starts
+/// with one of five lead bytes, and jumping between them with memchr keeps non-ASCII prose
+/// from paying a per-char decode.
 fn has_smuggling(text: &str) -> bool {
     let bytes = text.as_bytes();
     // A branch-free pass the compiler vectorizes; an early exit would stop it doing so.
