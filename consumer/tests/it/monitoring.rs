@@ -288,6 +288,12 @@ async fn prometheus_evaluates_every_dashboard_and_alert_expression_on_live_binar
         ],
     );
     wait_for_port(port).await;
+    // The port opens before the TSDB is loaded; until then queries get a plain-text 503.
+    support::eventually(WITHIN, "Prometheus ready", || async {
+        let ready = http.get(format!("{prometheus}/-/ready")).send().await;
+        ready.ok()?.status().is_success().then_some(())
+    })
+    .await;
 
     let mut expressions = Vec::new();
     for (file, dashboard) in dashboards() {
