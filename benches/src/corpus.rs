@@ -51,6 +51,17 @@ fn finding(rng: &mut StdRng) -> String {
 /// `n` prompts of about `size` bytes each (0 = varied, 0.5–8 KB); `planted` of them carry a
 /// finding.
 pub fn prompts(seed: u64, n: usize, size: usize, planted: f64) -> Vec<String> {
+    generate(PROSE, seed, n, size, planted)
+}
+
+/// As [`prompts`], from the English prose and code only: ASCII text, the case FlagWise's
+/// rules (and most gateway traffic) are measured on.
+pub fn ascii_prompts(seed: u64, n: usize, size: usize, planted: f64) -> Vec<String> {
+    let ascii: Vec<&str> = PROSE.iter().copied().filter(|c| c.is_ascii()).collect();
+    generate(&ascii, seed, n, size, planted)
+}
+
+fn generate(prose: &[&str], seed: u64, n: usize, size: usize, planted: f64) -> Vec<String> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..n)
         .map(|_| {
@@ -62,7 +73,7 @@ pub fn prompts(seed: u64, n: usize, size: usize, planted: f64) -> Vec<String> {
             let mut chunks: Vec<String> = Vec::new();
             let mut len = 0;
             while len < target {
-                let chunk = PROSE.choose(&mut rng).copied().unwrap_or_default();
+                let chunk = prose.choose(&mut rng).copied().unwrap_or_default();
                 len += chunk.len();
                 chunks.push(chunk.to_owned());
             }

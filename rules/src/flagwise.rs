@@ -43,8 +43,15 @@ pub(crate) struct FlagwiseMatchers {
     keywords: Option<AhoCorasick>,
     /// The rule of each keyword needle.
     keyword_rules: Vec<usize>,
+    /// The keywords again, one substring finder each, when there are few: on a lower-cased
+    /// copy of an ASCII text they rule out a clean text several times faster than the
+    /// case-insensitive automaton, which gets no SIMD prefilter.
+    keyword_finders: Vec<memchr::memmem::Finder<'static>>,
     regexes: Vec<PyRegex>,
 }
+
+/// Up to this many keywords, the substring finders run first; past it the automaton alone.
+const FINDERS_MAX: usize = 16;
 
 fn invalid(c: &Compiled, reason: String) -> Error {
     Error::InvalidRule {
@@ -95,6 +102,12 @@ impl FlagwiseMatchers {
                 _ => {}
             }
         }
+        if needles.len() <= FINDERS_MAX {
+            m.keyword_finders = needles
+                .iter()
+                .map(|n| memchr::memmem::Finder::new(n.as_bytes()).into_owned())
+                .collect();
+        }
         if !needles.is_empty() {
             m.keywords = Some(
                 AhoCorasickBuilder::new()
@@ -105,6 +118,18 @@ impl FlagwiseMatchers {
             );
         }
         Ok(m)
+    }
+
+    /// False when no keyword occurs in the ASCII `text`, as far as the finders can tell
+    /// (true without finders).
+    fn may_contain_keyword(&self, text: &str) -> bool {
+        if self.keyword_finders.is_empty() {
+            return true;
+        }
+        let lower = text.to_ascii_lowercase();
+        self.keyword_finders
+            .iter()
+            .any(|f| f.find(lower.as_bytes()).is_some())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -126,10 +151,12 @@ impl FlagwiseMatchers {
             // Overlapping, so one rule's keyword inside another's ("secret" in
             // "secret_key") still counts for both, as two `in` tests would.
             if ascii {
-                for m in ac.find_overlapping_iter(text) {
-                    let rule = self.keyword_rules[m.pattern().as_usize()];
-                    if keep(rule, m.start(), m.end()) {
-                        out.push((rule, m.start(), m.end(), None));
+                if self.may_contain_keyword(text) {
+                    for m in ac.find_overlapping_iter(text) {
+                        let rule = self.keyword_rules[m.pattern().as_usize()];
+                        if keep(rule, m.start(), m.end()) {
+                            out.push((rule, m.start(), m.end(), None));
+                        }
                     }
                 }
             } else {

@@ -489,6 +489,28 @@ fn packs_round_trip_through_toml_and_json() {
         .any(|r| matches!(&r.kind, RuleKind::Detector { detector } if detector == "secret.*")));
 }
 
+/// ASCII text is screened by one substring finder per keyword (up to 16) on a lower-cased
+/// copy before the automaton runs; past 16 keywords the automaton runs alone. Both find
+/// every case variant and every overlapping keyword.
+#[test]
+fn flagwise_keywords_with_and_without_the_finder_screen() {
+    for count in [3, 17] {
+        let mut keywords: Vec<String> = (0..count - 2).map(|i| format!("zzfiller{i}")).collect();
+        keywords.extend(["secret".to_owned(), "secret_key".to_owned()]);
+        let set = RuleSet::build(vec![rule(
+            "fw.kw",
+            10,
+            Severity::High,
+            json!({"dialect": "flagwise", "kind": "keyword", "keywords": keywords}),
+        )])
+        .unwrap();
+        let v = set.evaluate(&prompt("the SeCrEt_KEY is here"));
+        let spans: Vec<&str> = v.detections.iter().map(|d| d.excerpt.as_str()).collect();
+        assert_eq!(v.detections.len(), 2, "{count} keywords: {spans:?}");
+        assert!(!set.evaluate(&prompt("nothing to see, secre t")).flagged);
+    }
+}
+
 /// FlagWise's score for its six default rules, computed as its consumer does: substring
 /// keywords and case-insensitive regex search on the lower-cased prompt only, exact model
 /// names, sum capped at 100.

@@ -1,7 +1,8 @@
 """FlagWise's rule evaluation, as its Python engine does it, for the differential test
 (rules/tests/flagwise_differential.rs): reads the flagwise-compat pack, then one event per
 line on stdin ({"prompt": ..., "model": ...}), and prints the ids of the rules that match
-each, sorted, as a JSON list per line.
+each, sorted, as a JSON list per line. With `--bench` (after the pack) it reads every event
+first, then prints only {"seconds": time spent matching, "flagged": events with a match}.
 
 Semantics: keyword rules `kw.lower() in prompt.lower()`; regex rules
 `re.search(pattern, prompt, re.IGNORECASE)`; model rules `model.lower()` in the lower-cased
@@ -31,7 +32,16 @@ def matches(rule, prompt, model):
     raise ValueError(f"unknown kind {kind}")
 
 
-for line in sys.stdin:
-    event = json.loads(line)
-    hits = sorted(r["id"] for r in RULES if matches(r, event["prompt"], event["model"]))
-    print(json.dumps(hits))
+if sys.argv[2:] == ["--bench"]:
+    import time
+
+    events = [json.loads(line) for line in sys.stdin]
+    started = time.perf_counter()
+    # FlagWise scores an event by summing every matching rule, so it tests them all.
+    flagged = sum(bool([r for r in RULES if matches(r, e["prompt"], e["model"])]) for e in events)
+    print(json.dumps({"seconds": time.perf_counter() - started, "flagged": flagged}))
+else:
+    for line in sys.stdin:
+        event = json.loads(line)
+        hits = sorted(r["id"] for r in RULES if matches(r, event["prompt"], event["model"]))
+        print(json.dumps(hits))
