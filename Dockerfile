@@ -26,6 +26,7 @@ COPY consumer consumer
 COPY api api
 COPY benches benches
 COPY migrations migrations
+COPY service service
 COPY scripts/build-release scripts/build-release
 
 # The registry and target caches survive between builds, so a source change recompiles

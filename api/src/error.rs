@@ -11,6 +11,8 @@ use axum::Json;
 use serde_json::json;
 use thiserror::Error;
 
+use crate::trace::ErrorCause;
+
 #[derive(Debug, Error)]
 pub enum Error {
     #[error("missing or invalid credentials")]
@@ -129,9 +131,12 @@ impl IntoResponse for Error {
             }
         };
         let mut error = json!({ "code": code, "message": self.to_string() });
+        // The cause goes to the log, once, from the request's span (see `trace`); the
+        // client learns nothing about internals.
+        let cause = status
+            .is_server_error()
+            .then(|| ErrorCause(self.to_string()));
         if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
-            // The cause goes to the log; the client learns nothing about internals.
-            tracing::error!(error = %self, "request failed");
             error["message"] = "internal error".into();
         }
         if let Error::Invalid {
@@ -141,6 +146,9 @@ impl IntoResponse for Error {
             error["field"] = field.as_ref().into();
         }
         let mut response = (status, Json(json!({ "error": error }))).into_response();
+        if let Some(cause) = cause {
+            response.extensions_mut().insert(cause);
+        }
         let headers = response.headers_mut();
         match self {
             Error::Unauthorized => {

@@ -12,7 +12,7 @@ pub mod metrics;
 mod ratelimit;
 mod routes;
 pub mod state;
-pub mod telemetry;
+mod trace;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -117,21 +117,24 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             tracing::info!(username = %user, "created the bootstrap admin");
         }
     }
-    let metrics_listener = tokio::net::TcpListener::bind(config.metrics_addr)
-        .await
-        .with_context(|| format!("failed to bind {}", config.metrics_addr))?;
-    let metrics = axum::serve(metrics_listener, metrics::router(state.metrics.clone()))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let metrics = state.metrics.clone();
+    let metrics_addr = flagstream_service::metrics_server::serve(
+        config.metrics_addr,
+        move || metrics.render(),
+        shutdown.clone(),
+    )
+    .await
+    .with_context(|| format!("failed to bind {}", config.metrics_addr))?;
     let app = router(state, &hardening(&config))?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("failed to bind {}", config.listen))?;
-    tracing::info!(address = %listener.local_addr()?, metrics = %config.metrics_addr, "listening");
+    tracing::info!(address = %listener.local_addr()?, metrics = %metrics_addr, "listening");
     let api = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown.cancelled_owned());
-    tokio::try_join!(async { api.await }, async { metrics.await })?;
+    api.await?;
     Ok(())
 }

@@ -3,7 +3,8 @@ use std::io::BufRead;
 use anyhow::Context;
 use clap::Parser;
 use flagstream_api::config::UserCommand;
-use flagstream_api::{telemetry, Cli, Command};
+use flagstream_api::{Cli, Command};
+use flagstream_service::telemetry;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]

@@ -3,6 +3,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+pub use flagstream_service::{LogFormat, Secret};
 
 /// Flagstream consumer: reads LLM traffic events from Kafka, evaluates them against the
 /// detection rules and stores flags and dead letters in PostgreSQL.
@@ -225,34 +226,6 @@ impl OffsetReset {
             OffsetReset::Earliest => "earliest",
             OffsetReset::Latest => "latest",
         }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-/// A value that must never reach a log line: it prints as `[redacted]`.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Secret(value)
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
     }
 }
 

@@ -17,7 +17,6 @@ pub mod pipeline;
 pub mod rules;
 pub mod scan;
 pub mod sink;
-pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -111,8 +110,15 @@ pub async fn run(
         publish,
         shutdown.clone(),
     ));
-    let metrics_addr =
-        metrics::serve(config.metrics_addr, Arc::clone(&metrics), shutdown.clone()).await?;
+    let metrics_addr = flagstream_service::metrics_server::serve(
+        config.metrics_addr,
+        {
+            let metrics = Arc::clone(&metrics);
+            move || metrics.render()
+        },
+        shutdown.clone(),
+    )
+    .await?;
     let stop_alerting = shutdown.child_token();
     let alerting = config.alerts_enabled.then(|| {
         tokio::spawn(alerts::run(

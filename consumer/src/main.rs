@@ -4,7 +4,8 @@ use anyhow::Context;
 use clap::Parser;
 use flagstream_consumer::config::MigrateArgs;
 use flagstream_consumer::scan::{self, ScanArgs};
-use flagstream_consumer::{telemetry, Config};
+use flagstream_consumer::Config;
+use flagstream_service::telemetry;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> anyhow::Result<()> {

@@ -1,22 +1,14 @@
-//! The consumer's Prometheus metrics, and the small HTTP server that exposes them with a
-//! health endpoint for probes.
+//! The consumer's Prometheus metrics (served by `flagstream_service::metrics_server`).
 
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
 
-use axum::http::header::CONTENT_TYPE;
-use axum::routing::get;
-use axum::Router;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use tokio_util::sync::CancellationToken;
 
-use crate::Error;
 use flagstream_rules::alert::DestinationKind;
 
 type Labels = Vec<(&'static str, String)>;
@@ -281,40 +273,4 @@ fn partition_labels(topic: &str, partition: i32) -> Labels {
         ("topic", topic.to_owned()),
         ("partition", partition.to_string()),
     ]
-}
-
-/// Serves `/metrics` and `/health` until shutdown; returns the bound address (port 0 picks one).
-pub async fn serve(
-    addr: SocketAddr,
-    metrics: Arc<Metrics>,
-    shutdown: CancellationToken,
-) -> Result<SocketAddr, Error> {
-    let app = Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let body = metrics.render();
-                async move {
-                    (
-                        [(
-                            CONTENT_TYPE,
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        body,
-                    )
-                }
-            }),
-        )
-        .route("/health", get(|| async { "ok" }));
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::warn!(error = %e, "metrics server stopped");
-        }
-    });
-    Ok(bound)
 }

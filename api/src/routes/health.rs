@@ -2,10 +2,12 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
 use crate::state::AppState;
+use crate::trace::ErrorCause;
 use crate::MIGRATOR;
 
 /// A database that does not answer within this is reported down.
@@ -17,11 +19,13 @@ pub async fn health() -> Json<Value> {
 }
 
 /// Readiness: the database answers and its schema is the one this build expects.
-pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+/// Not ready is a 503, logged once by the request span with the reason.
+pub async fn ready(State(state): State<AppState>) -> Response {
     use flagstream_migrations::Error as Schema;
     let expected = MIGRATOR.iter().count();
     let checked =
         tokio::time::timeout(CHECK_TIMEOUT, flagstream_migrations::check(&state.pool)).await;
+    let mut unreachable = None;
     let (database, migrations) = match checked {
         Err(_) => (
             json!({"status": "down", "error": "timed out"}),
@@ -36,7 +40,8 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             json!({"status": "pending", "applied": applied, "expected": expected}),
         ),
         Ok(Err(Schema::Database(e))) => {
-            tracing::warn!(error = %e, "readiness check failed");
+            // The driver's message stays in the log: this endpoint is open to anyone.
+            unreachable = Some(e.to_string());
             (
                 json!({"status": "down", "error": "unreachable"}),
                 json!({"status": "unknown"}),
@@ -59,5 +64,11 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         "version": env!("CARGO_PKG_VERSION"),
         "checks": { "database": database, "migrations": migrations },
     });
-    (code, Json(body))
+    let cause = format!("not ready: {}", body["checks"]);
+    let mut response = (code, Json(body)).into_response();
+    if !ready {
+        let cause = unreachable.map_or(cause, |e| format!("database unreachable: {e}"));
+        response.extensions_mut().insert(ErrorCause(cause));
+    }
+    response
 }

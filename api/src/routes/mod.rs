@@ -197,7 +197,8 @@ pub fn router(state: AppState, hardening: &Hardening) -> Result<Router, Error> {
         ))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             crate::metrics::track(Arc::clone(&metrics), req, next)
-        }));
+        }))
+        .layer(middleware::from_fn(crate::trace::request));
     Ok(router.with_state(state))
 }
 

@@ -12,9 +12,8 @@ mod matrix;
 mod rules;
 mod schema;
 mod stats;
+mod trace;
 mod triage;
-
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -24,16 +23,15 @@ use clap::Parser as _;
 use flagstream_api::auth::Role;
 use flagstream_api::state::AppState;
 use flagstream_api::{router, Cli, Config, Hardening, MIGRATOR};
+use flagstream_service::test_support;
 use http_body_util::BodyExt;
 use serde_json::Value;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 use tower::ServiceExt;
 
 pub const JWT_SECRET: &str = "test-only-jwt-secret-0123456789abcdef0123";
 /// A content key for tests (32 bytes, base64); the consumer's tests use the same one.
 pub const TEST_KEY: &str = "dGVzdC1vbmx5LWtleS1mbGFnc3RyZWFtLTMyYnl0ZXM=";
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A fresh database on the cluster `scripts/test` starts; migrated when asked.
 pub async fn database(migrated: bool) -> PgPool {
@@ -41,28 +39,12 @@ pub async fn database(migrated: bool) -> PgPool {
 }
 
 pub async fn database_with_url(migrated: bool) -> (PgPool, String) {
-    let admin = std::env::var("FLAGSTREAM_TEST_DATABASE_URL").expect(
-        "FLAGSTREAM_TEST_DATABASE_URL is not set: run the suite with scripts/test, which starts PostgreSQL",
-    );
-    let name = format!(
-        "fs_api_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    let mut conn = PgConnection::connect(&admin)
-        .await
-        .expect("connect to the test cluster");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create test database");
-    let (base, _) = admin.rsplit_once('/').expect("database URL has a path");
-    let url = format!("{base}/{name}");
-    let pool = PgPool::connect(&url).await.expect("connect");
-    if migrated {
-        MIGRATOR.run(&pool).await.expect("migrate");
-    }
-    (pool, url)
+    let db = if migrated {
+        test_support::fresh_database(&MIGRATOR).await
+    } else {
+        test_support::empty_database().await
+    };
+    (db.pool, db.url)
 }
 
 /// Config as the binary would parse it, plus `extra` flags.

@@ -2,61 +2,20 @@
 //! `scripts/test` starts, and Kafka producers.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio::time::Instant;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A name unique to this test process and call, for databases, topics and groups.
-pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-pub struct TestDb {
-    pub url: String,
-    pub pool: PgPool,
-}
+pub use flagstream_service::test_support::{empty_database, unique, TestDb};
 
 /// Creates a migrated, empty database. Needs `FLAGSTREAM_TEST_DATABASE_URL`; `scripts/test` sets it.
 pub async fn fresh_database() -> TestDb {
-    let db = empty_database().await;
-    flagstream_consumer::MIGRATOR
-        .run(&db.pool)
-        .await
-        .expect("migrate test database");
-    db
-}
-
-/// A new database with no schema at all.
-pub async fn empty_database() -> TestDb {
-    let admin = std::env::var("FLAGSTREAM_TEST_DATABASE_URL").expect(
-        "FLAGSTREAM_TEST_DATABASE_URL is not set: run the suite with scripts/test, which starts PostgreSQL",
-    );
-    let name = unique("fs_test");
-    let mut conn = PgConnection::connect(&admin)
-        .await
-        .expect("connect to the test cluster");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("create test database");
-    let (base, _) = admin.rsplit_once('/').expect("database URL has a path");
-    let url = format!("{base}/{name}");
-    let pool = PgPool::connect(&url)
-        .await
-        .expect("connect to test database");
-    TestDb { url, pool }
+    flagstream_service::test_support::fresh_database(&flagstream_consumer::MIGRATOR).await
 }
 
 pub fn producer(bootstrap: &str) -> FutureProducer {

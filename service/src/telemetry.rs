@@ -1,6 +1,13 @@
+use clap::ValueEnum;
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+/// Log output format (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// Installs the global subscriber. FlagWise users set `LOG_LEVEL=INFO`, so levels are
 /// accepted in any case.
@@ -16,8 +23,9 @@ pub fn init(level: &str, format: LogFormat) {
     }
 }
 
-/// Cancels `token` on SIGINT or SIGTERM, so the consumer can finish its batch and leave.
-pub async fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
+/// Cancels `token` on SIGINT or SIGTERM, so the service can finish what it has in hand
+/// (the consumer its batch, the API its requests) and leave.
+pub async fn cancel_on_signal(token: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut term) = signal(SignalKind::terminate()) else {
         return;
