@@ -64,10 +64,12 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         "checks": { "database": database, "migrations": migrations },
     });
-    let cause = format!("not ready: {}", body["checks"]);
+    let cause = (!ready).then(|| match unreachable {
+        Some(e) => format!("database unreachable: {e}"),
+        None => format!("not ready: {}", body["checks"]),
+    });
     let mut response = (code, Json(body)).into_response();
-    if !ready {
-        let cause = unreachable.map_or(cause, |e| format!("database unreachable: {e}"));
+    if let Some(cause) = cause {
         response.extensions_mut().insert(ErrorCause(cause));
     }
     response
