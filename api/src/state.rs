@@ -38,13 +38,7 @@ impl AppState {
     /// its statements get QUERY_TIMEOUT_SECS, and one that runs over is a clear 503.
     pub async fn heavy_read(&self) -> Result<Transaction<'static, Postgres>, Error> {
         let mut tx = self.pool.begin().await?;
-        // SET takes no bind parameters; the value is an integer this process formatted.
-        sqlx::query(&format!(
-            "SET LOCAL statement_timeout = {}",
-            self.query_timeout.as_millis()
-        ))
-        .execute(&mut *tx)
-        .await?;
+        crate::store::set_statement_timeout(&mut *tx, self.query_timeout).await?;
         Ok(tx)
     }
 

@@ -4,6 +4,7 @@
 use sqlx::PgPool;
 
 use crate::auth::{hash_password, Role};
+use crate::store::users as store;
 use crate::Error;
 
 pub fn check_username(username: &str) -> Result<(), Error> {
@@ -31,34 +32,19 @@ pub async fn create(
 ) -> Result<(), Error> {
     check_username(username)?;
     let hash = hash_password(password).await?;
-    let sql = if replace {
-        "INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3)
-         ON CONFLICT (username) DO UPDATE
-         SET password_hash = EXCLUDED.password_hash, role = EXCLUDED.role, updated_at = now(),
-             token_generation = users.token_generation + 1"
+    if replace {
+        store::upsert(pool, username, &hash, role.as_str()).await
+    } else if store::insert(pool, username, &hash, role.as_str()).await? {
+        Ok(())
     } else {
-        "INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3)
-         ON CONFLICT (username) DO NOTHING"
-    };
-    let inserted = sqlx::query(sql)
-        .bind(username)
-        .bind(hash)
-        .bind(role.as_str())
-        .execute(pool)
-        .await?;
-    if inserted.rows_affected() == 0 {
-        return Err(Error::Conflict(format!("user `{username}` already exists")));
+        Err(Error::Conflict(format!("user `{username}` already exists")))
     }
-    Ok(())
 }
 
 /// Creates the bootstrap admin only when there are no users at all, so restarting with the
 /// variables still set never resets a password.
 pub async fn bootstrap(pool: &PgPool, username: &str, password: String) -> Result<bool, Error> {
-    let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users)")
-        .fetch_one(pool)
-        .await?;
-    if any {
+    if store::any(pool).await? {
         return Ok(false);
     }
     match create(pool, username, password, Role::Admin, false).await {

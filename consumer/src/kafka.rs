@@ -162,22 +162,22 @@ async fn read_offsets(
     partitions: &[(String, i32)],
 ) -> Result<Vec<(String, i32, i64)>, Error> {
     let mut conn = PgConnection::connect(url).await?;
-    let rows = sqlx::query_as(
+    let topics: Vec<&str> = partitions.iter().map(|(t, _)| t.as_str()).collect();
+    let numbers: Vec<i32> = partitions.iter().map(|(_, p)| *p).collect();
+    let rows = sqlx::query!(
         "SELECT o.topic, o.partition, o.next_offset FROM consumer_offsets o
          JOIN UNNEST($2::text[], $3::int[]) AS a(t, p) ON o.topic = a.t AND o.partition = a.p
          WHERE o.group_id = $1",
+        group,
+        &topics as &[&str],
+        &numbers
     )
-    .bind(group)
-    .bind(
-        partitions
-            .iter()
-            .map(|(t, _)| t.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(partitions.iter().map(|(_, p)| *p).collect::<Vec<_>>())
     .fetch_all(&mut conn)
     .await?;
-    Ok(rows)
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.topic, r.partition, r.next_offset))
+        .collect())
 }
 
 pub fn connect(config: &Config, metrics: Arc<Metrics>) -> Result<Arc<KafkaConsumer>, Error> {

@@ -19,10 +19,10 @@ use crate::Error;
 pub async fn seed(pool: &PgPool, pack: &str) -> Result<u64, Error> {
     let pack = Pack::builtin(pack)?;
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('flagstream.rules.seed'))")
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('flagstream.rules.seed'))")
         .execute(&mut *tx)
         .await?;
-    let ever: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM rule_versions)")
+    let ever = sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM rule_versions) AS "ever!""#)
         .fetch_one(&mut *tx)
         .await?;
     if ever {
@@ -34,13 +34,13 @@ pub async fn seed(pool: &PgPool, pack: &str) -> Result<u64, Error> {
         ids.push(rule.id.as_str());
         definitions.push(serde_json::to_value(rule).map_err(|e| Error::Config(e.to_string()))?);
     }
-    let seeded = sqlx::query(
+    let seeded = sqlx::query!(
         "INSERT INTO rules (id, definition, updated_by)
          SELECT id, d, $3 FROM UNNEST($1::text[], $2::jsonb[]) AS x(id, d)",
+        &ids as &[&str],
+        &definitions,
+        format!("pack:{}@{}", pack.name, pack.version)
     )
-    .bind(&ids)
-    .bind(&definitions)
-    .bind(format!("pack:{}@{}", pack.name, pack.version))
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -89,15 +89,16 @@ fn cost(set: &RuleSet, sample: &Event) -> f64 {
 /// the scanning of all traffic.
 pub async fn load(pool: &PgPool, threshold: u32) -> Result<Loaded, Error> {
     let (version, rows): (i64, Vec<(String, serde_json::Value)>) = {
-        let row: (i64, serde_json::Value) = sqlx::query_as(
-            "SELECT (SELECT coalesce(max(seq), 0) FROM rule_versions),
-                    coalesce((SELECT json_agg(json_build_array(id, definition) ORDER BY id) FROM rules), '[]')",
+        let row = sqlx::query!(
+            r#"SELECT (SELECT coalesce(max(seq), 0) FROM rule_versions) AS "version!",
+                      coalesce((SELECT json_agg(json_build_array(id, definition) ORDER BY id)
+                                FROM rules), '[]') AS "rules!""#
         )
         .fetch_one(pool)
         .await?;
         (
-            row.0,
-            serde_json::from_value(row.1).map_err(|e| Error::Config(e.to_string()))?,
+            row.version,
+            serde_json::from_value(row.rules).map_err(|e| Error::Config(e.to_string()))?,
         )
     };
     let mut good = Vec::new();
@@ -215,8 +216,8 @@ pub async fn watch(
         };
         let current = publish.borrow().version();
         let stale = notified || {
-            let stored: Result<i64, _> =
-                sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM rule_versions")
+            let stored =
+                sqlx::query_scalar!(r#"SELECT coalesce(max(seq), 0) AS "seq!" FROM rule_versions"#)
                     .fetch_one(&pool)
                     .await;
             stored.is_ok_and(|v| u64::try_from(v).unwrap_or(0) != current)

@@ -104,23 +104,23 @@ async fn lock_offsets<'a>(
 ) -> Result<HashMap<(&'a str, i32), i64>, Error> {
     let topics: Vec<&str> = next.keys().map(|(t, _)| *t).collect();
     let partitions: Vec<i32> = next.keys().map(|(_, p)| *p).collect();
-    let rows: Vec<(String, i32, i64)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)
          SELECT $1, t, p, 0 FROM UNNEST($2::text[], $3::int[]) AS x(t, p)
          ORDER BY t, p
          ON CONFLICT (group_id, topic, partition)
          DO UPDATE SET next_offset = consumer_offsets.next_offset
          RETURNING topic, partition, next_offset",
+        group,
+        &topics as &[&str],
+        &partitions
     )
-    .bind(group)
-    .bind(&topics)
-    .bind(&partitions)
     .fetch_all(&mut *tx)
     .await?;
     let mut stored = HashMap::new();
-    for (topic, partition, next_offset) in rows {
-        if let Some(t) = topics.iter().find(|t| **t == topic) {
-            stored.insert((*t, partition), next_offset);
+    for row in rows {
+        if let Some(t) = topics.iter().find(|t| **t == row.topic) {
+            stored.insert((*t, row.partition), row.next_offset);
         }
     }
     Ok(stored)
@@ -131,15 +131,18 @@ async fn advance_offsets(
     group: &str,
     next: &BTreeMap<(&str, i32), i64>,
 ) -> Result<(), Error> {
-    sqlx::query(
+    let topics: Vec<&str> = next.keys().map(|(t, _)| *t).collect();
+    let partitions: Vec<i32> = next.keys().map(|(_, p)| *p).collect();
+    let offsets: Vec<i64> = next.values().copied().collect();
+    sqlx::query!(
         "UPDATE consumer_offsets o SET next_offset = x.n, updated_at = now()
          FROM UNNEST($2::text[], $3::int[], $4::bigint[]) AS x(t, p, n)
          WHERE o.group_id = $1 AND o.topic = x.t AND o.partition = x.p AND o.next_offset < x.n",
+        group,
+        &topics as &[&str],
+        &partitions,
+        &offsets
     )
-    .bind(group)
-    .bind(next.keys().map(|(t, _)| *t).collect::<Vec<_>>())
-    .bind(next.keys().map(|(_, p)| *p).collect::<Vec<_>>())
-    .bind(next.values().copied().collect::<Vec<_>>())
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -154,8 +157,9 @@ async fn insert_flags(
     if f.is_empty() {
         return Ok(());
     }
-    let count = |n: Option<u64>| n.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-    let inserted: Vec<(i64, String, i32, i64)> = sqlx::query_as(
+    let c = FlagColumns::of(f);
+    let rule_set_version = i64::try_from(rule_set_version).unwrap_or(i64::MAX);
+    let inserted = sqlx::query!(
         "INSERT INTO flags (event_id, event_time, src_ip, provider, model, endpoint, method,
                             status_code, duration_ms, score, severity,
                             kafka_topic, kafka_partition, kafka_offset,
@@ -171,31 +175,31 @@ async fn insert_flags(
               AS x(e, ts, ip, pr, mo, en, me, sc, du, s, sev, t, p, o, u, a, tm, ti, tt, c, cat, cm, co)
          ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING
          RETURNING id, kafka_topic, kafka_partition, kafka_offset",
+        &c.event_ids as &[&str],
+        &c.event_times,
+        &c.src_ips,
+        &c.providers as &[&str],
+        &c.models as &[&str],
+        &c.endpoints as &[Option<&str>],
+        &c.methods as &[Option<&str>],
+        &c.status_codes as &[Option<i32>],
+        &c.durations_ms as &[Option<i64>],
+        &c.scores,
+        &c.severities as &[&str],
+        &c.topics as &[&str],
+        &c.partitions,
+        &c.offsets,
+        &c.users as &[Option<&str>],
+        &c.apps as &[Option<&str>],
+        &c.teams as &[Option<&str>],
+        &c.tokens_in as &[Option<i64>],
+        &c.tokens_out as &[Option<i64>],
+        &c.costs_usd as &[Option<f64>],
+        &c.categories,
+        rule_set_version,
+        &c.content_modes as &[&str],
+        &c.contents as &[Option<&[u8]>]
     )
-    .bind(f.iter().map(|x| x.event.id.as_str()).collect::<Vec<_>>())
-    .bind(f.iter().map(|x| x.event.timestamp).collect::<Vec<_>>())
-    .bind(f.iter().map(|x| x.event.src_ip.to_string()).collect::<Vec<_>>())
-    .bind(f.iter().map(|x| x.event.provider.as_str()).collect::<Vec<_>>())
-    .bind(f.iter().map(|x| x.event.model.as_str()).collect::<Vec<_>>())
-    .bind(f.iter().map(|x| x.event.endpoint.as_deref()).collect::<Vec<_>>())
-    .bind(f.iter().map(|x| x.event.method.as_deref()).collect::<Vec<_>>())
-    .bind(f.iter().map(|x| x.event.status_code.map(i32::from)).collect::<Vec<_>>())
-    .bind(f.iter().map(|x| count(x.event.duration_ms)).collect::<Vec<_>>())
-    .bind(f.iter().map(|x| x.verdict.score.min(100) as i16).collect::<Vec<_>>())
-    .bind(f.iter().map(|x| x.verdict.severity.map_or("low", |s| s.as_str())).collect::<Vec<_>>())
-    .bind(f.iter().map(|x| &*x.position.topic).collect::<Vec<_>>())
-    .bind(f.iter().map(|x| x.position.partition).collect::<Vec<_>>())
-    .bind(f.iter().map(|x| x.position.offset).collect::<Vec<_>>())
-    .bind(f.iter().map(|x| x.event.user.as_deref()).collect::<Vec<_>>())
-    .bind(f.iter().map(|x| x.event.app.as_deref()).collect::<Vec<_>>())
-    .bind(f.iter().map(|x| x.event.team.as_deref()).collect::<Vec<_>>())
-    .bind(f.iter().map(|x| count(x.event.tokens_in)).collect::<Vec<_>>())
-    .bind(f.iter().map(|x| count(x.event.tokens_out)).collect::<Vec<_>>())
-    .bind(f.iter().map(|x| x.event.cost_usd.filter(|c| c.is_finite())).collect::<Vec<_>>())
-    .bind(f.iter().map(|x| serde_json::json!(x.categories)).collect::<Vec<_>>())
-    .bind(i64::try_from(rule_set_version).unwrap_or(i64::MAX))
-    .bind(f.iter().map(|x| x.content.as_ref().map_or("none", |c| c.0.as_str())).collect::<Vec<_>>())
-    .bind(f.iter().map(|x| x.content.as_ref().map(|c| c.1.as_slice())).collect::<Vec<_>>())
     .fetch_all(&mut *tx)
     .await?;
 
@@ -210,8 +214,13 @@ async fn insert_flags(
             )
         })
         .collect();
-    for (flag_id, topic, partition, offset) in &inserted {
-        let Some(flag) = by_position.get(&(topic.as_str(), *partition, *offset)) else {
+    for row in &inserted {
+        let flag_id = &row.id;
+        let Some(flag) = by_position.get(&(
+            row.kafka_topic.as_str(),
+            row.kafka_partition,
+            row.kafka_offset,
+        )) else {
             continue;
         };
         for x in &flag.verdict.detections {
@@ -234,29 +243,32 @@ async fn insert_flags(
     }
     stored.flags = inserted.len() as u64;
     // In this transaction, so an alert is sent for every stored flag and for no other.
-    sqlx::query("INSERT INTO alert_outbox (flag_id) SELECT unnest($1::bigint[])")
-        .bind(inserted.iter().map(|x| x.0).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await?;
+    let ids: Vec<i64> = inserted.iter().map(|x| x.id).collect();
+    sqlx::query!(
+        "INSERT INTO alert_outbox (flag_id) SELECT unnest($1::bigint[])",
+        &ids
+    )
+    .execute(&mut *tx)
+    .await?;
     if d.flag_ids.is_empty() {
         return Ok(());
     }
-    let result = sqlx::query(
+    let result = sqlx::query!(
         "INSERT INTO detections (flag_id, rule_id, rule_version, field, span_start, span_end,
                                  excerpt, detector, decoded_from, shadow)
          SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::int[], $4::text[], $5::int[],
                               $6::int[], $7::text[], $8::text[], $9::text[], $10::bool[])",
+        &d.flag_ids,
+        &d.rule_ids as &[&str],
+        &d.rule_versions,
+        &d.fields as &[&str],
+        &d.starts,
+        &d.ends,
+        &d.excerpts as &[&str],
+        &d.detectors as &[Option<&str>],
+        &d.decoded_from as &[Option<&str>],
+        &d.shadow
     )
-    .bind(d.flag_ids)
-    .bind(d.rule_ids)
-    .bind(d.rule_versions)
-    .bind(d.fields)
-    .bind(d.starts)
-    .bind(d.ends)
-    .bind(d.excerpts)
-    .bind(d.detectors)
-    .bind(d.decoded_from)
-    .bind(d.shadow)
     .execute(&mut *tx)
     .await?;
     stored.detections = result.rows_affected();
@@ -292,7 +304,11 @@ async fn insert_rollups(
         return Ok(0);
     }
     let column = |i: usize| sums.values().map(|s| s[i]).collect::<Vec<_>>();
-    sqlx::query(
+    let minutes: Vec<OffsetDateTime> = sums.keys().map(|k| k.0).collect();
+    let providers: Vec<&str> = sums.keys().map(|k| k.1).collect();
+    let models: Vec<&str> = sums.keys().map(|k| k.2).collect();
+    let apps: Vec<&str> = sums.keys().map(|k| k.3).collect();
+    sqlx::query!(
         "INSERT INTO traffic_rollups AS r (minute, provider, model, app, events, flagged,
                                            tokens_in, tokens_out, cost_micros)
          SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::text[], $4::text[],
@@ -300,20 +316,20 @@ async fn insert_rollups(
          ON CONFLICT (minute, provider, model, app) DO UPDATE SET
              events = r.events + EXCLUDED.events,
              flagged = r.flagged + EXCLUDED.flagged,
-             tokens_in = LEAST(r.tokens_in::numeric + EXCLUDED.tokens_in, $10)::bigint,
-             tokens_out = LEAST(r.tokens_out::numeric + EXCLUDED.tokens_out, $10)::bigint,
-             cost_micros = LEAST(r.cost_micros::numeric + EXCLUDED.cost_micros, $10)::bigint",
+             tokens_in = LEAST(r.tokens_in::numeric + EXCLUDED.tokens_in, $10::bigint)::bigint,
+             tokens_out = LEAST(r.tokens_out::numeric + EXCLUDED.tokens_out, $10::bigint)::bigint,
+             cost_micros = LEAST(r.cost_micros::numeric + EXCLUDED.cost_micros, $10::bigint)::bigint",
+        &minutes,
+        &providers as &[&str],
+        &models as &[&str],
+        &apps as &[&str],
+        &column(0),
+        &column(1),
+        &column(2),
+        &column(3),
+        &column(4),
+        i64::MAX
     )
-    .bind(sums.keys().map(|k| k.0).collect::<Vec<_>>())
-    .bind(sums.keys().map(|k| k.1).collect::<Vec<_>>())
-    .bind(sums.keys().map(|k| k.2).collect::<Vec<_>>())
-    .bind(sums.keys().map(|k| k.3).collect::<Vec<_>>())
-    .bind(column(0))
-    .bind(column(1))
-    .bind(column(2))
-    .bind(column(3))
-    .bind(column(4))
-    .bind(i64::MAX)
     .execute(&mut *tx)
     .await?;
     Ok(counted)
@@ -336,23 +352,29 @@ async fn insert_dead_letters(
     for x in &d {
         *stored.dead_letters_by_reason.entry(x.code).or_default() += 1;
     }
-    let result = sqlx::query(
+    let topics: Vec<&str> = d.iter().map(|x| &*x.position.topic).collect();
+    let partitions: Vec<i32> = d.iter().map(|x| x.position.partition).collect();
+    let offsets: Vec<i64> = d.iter().map(|x| x.position.offset).collect();
+    let codes: Vec<&str> = d.iter().map(|x| x.code).collect();
+    let errors: Vec<&str> = d.iter().map(|x| x.error.as_str()).collect();
+    let payloads: Vec<&[u8]> = d.iter().map(|x| x.payload.as_slice()).collect();
+    let sizes: Vec<i32> = d
+        .iter()
+        .map(|x| i32::try_from(x.payload_size).unwrap_or(i32::MAX))
+        .collect();
+    let result = sqlx::query!(
         "INSERT INTO dead_letters (kafka_topic, kafka_partition, kafka_offset, error_code, error,
                                    payload, payload_size)
          SELECT * FROM UNNEST($1::text[], $2::int[], $3::bigint[], $4::text[], $5::text[],
                               $6::bytea[], $7::int[])
          ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING",
-    )
-    .bind(d.iter().map(|x| &*x.position.topic).collect::<Vec<_>>())
-    .bind(d.iter().map(|x| x.position.partition).collect::<Vec<_>>())
-    .bind(d.iter().map(|x| x.position.offset).collect::<Vec<_>>())
-    .bind(d.iter().map(|x| x.code).collect::<Vec<_>>())
-    .bind(d.iter().map(|x| x.error.as_str()).collect::<Vec<_>>())
-    .bind(d.iter().map(|x| x.payload.as_slice()).collect::<Vec<_>>())
-    .bind(
-        d.iter()
-            .map(|x| i32::try_from(x.payload_size).unwrap_or(i32::MAX))
-            .collect::<Vec<_>>(),
+        &topics as &[&str],
+        &partitions,
+        &offsets,
+        &codes as &[&str],
+        &errors as &[&str],
+        &payloads as &[&[u8]],
+        &sizes
     )
     .execute(&mut *tx)
     .await?;
@@ -373,4 +395,78 @@ struct DetectionColumns<'a> {
     detectors: Vec<Option<&'a str>>,
     decoded_from: Vec<Option<&'static str>>,
     shadow: Vec<bool>,
+}
+
+/// Flag rows as one array per column, for an UNNEST insert.
+struct FlagColumns<'a> {
+    event_ids: Vec<&'a str>,
+    event_times: Vec<OffsetDateTime>,
+    src_ips: Vec<String>,
+    providers: Vec<&'a str>,
+    models: Vec<&'a str>,
+    endpoints: Vec<Option<&'a str>>,
+    methods: Vec<Option<&'a str>>,
+    status_codes: Vec<Option<i32>>,
+    durations_ms: Vec<Option<i64>>,
+    scores: Vec<i16>,
+    severities: Vec<&'static str>,
+    topics: Vec<&'a str>,
+    partitions: Vec<i32>,
+    offsets: Vec<i64>,
+    users: Vec<Option<&'a str>>,
+    apps: Vec<Option<&'a str>>,
+    teams: Vec<Option<&'a str>>,
+    tokens_in: Vec<Option<i64>>,
+    tokens_out: Vec<Option<i64>>,
+    costs_usd: Vec<Option<f64>>,
+    categories: Vec<serde_json::Value>,
+    content_modes: Vec<&'a str>,
+    contents: Vec<Option<&'a [u8]>>,
+}
+
+impl<'a> FlagColumns<'a> {
+    fn of(f: &[&'a Flag]) -> FlagColumns<'a> {
+        // Counts saturate: an event may claim any u64, a column holds an i64.
+        let count = |n: Option<u64>| n.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        FlagColumns {
+            event_ids: f.iter().map(|x| x.event.id.as_str()).collect(),
+            event_times: f.iter().map(|x| x.event.timestamp).collect(),
+            src_ips: f.iter().map(|x| x.event.src_ip.to_string()).collect(),
+            providers: f.iter().map(|x| x.event.provider.as_str()).collect(),
+            models: f.iter().map(|x| x.event.model.as_str()).collect(),
+            endpoints: f.iter().map(|x| x.event.endpoint.as_deref()).collect(),
+            methods: f.iter().map(|x| x.event.method.as_deref()).collect(),
+            status_codes: f
+                .iter()
+                .map(|x| x.event.status_code.map(i32::from))
+                .collect(),
+            durations_ms: f.iter().map(|x| count(x.event.duration_ms)).collect(),
+            scores: f.iter().map(|x| x.verdict.score.min(100) as i16).collect(),
+            severities: f
+                .iter()
+                .map(|x| x.verdict.severity.map_or("low", |s| s.as_str()))
+                .collect(),
+            topics: f.iter().map(|x| &*x.position.topic).collect(),
+            partitions: f.iter().map(|x| x.position.partition).collect(),
+            offsets: f.iter().map(|x| x.position.offset).collect(),
+            users: f.iter().map(|x| x.event.user.as_deref()).collect(),
+            apps: f.iter().map(|x| x.event.app.as_deref()).collect(),
+            teams: f.iter().map(|x| x.event.team.as_deref()).collect(),
+            tokens_in: f.iter().map(|x| count(x.event.tokens_in)).collect(),
+            tokens_out: f.iter().map(|x| count(x.event.tokens_out)).collect(),
+            costs_usd: f
+                .iter()
+                .map(|x| x.event.cost_usd.filter(|c| c.is_finite()))
+                .collect(),
+            categories: f.iter().map(|x| serde_json::json!(x.categories)).collect(),
+            content_modes: f
+                .iter()
+                .map(|x| x.content.as_ref().map_or("none", |c| c.0.as_str()))
+                .collect(),
+            contents: f
+                .iter()
+                .map(|x| x.content.as_ref().map(|c| c.1.as_slice()))
+                .collect(),
+        }
+    }
 }

@@ -23,6 +23,7 @@ pub use limiter::LoginLimiter;
 pub use password::{hash_password, verify_password, MIN_PASSWORD_LEN};
 
 use crate::state::AppState;
+use crate::store::users as store;
 use crate::Error;
 
 /// Roles, least to most privileged: each can do everything the ones before it can.
@@ -117,14 +118,7 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal
         .filter(|v| !v.is_empty())
         .ok_or(Error::Unauthorized)?;
     if apikey::looks_like_key(presented) {
-        let row: Option<(String, String)> = sqlx::query_as(
-            "SELECT prefix, role FROM api_keys
-             WHERE key_hash = $1 AND revoked_at IS NULL
-               AND (expires_at IS NULL OR expires_at > now())",
-        )
-        .bind(hash_key(presented).as_slice())
-        .fetch_optional(&state.pool)
-        .await?;
+        let row = store::key_by_hash(&state.pool, hash_key(presented).as_slice()).await?;
         let (prefix, role) = row.ok_or(Error::Unauthorized)?;
         return Ok(Principal {
             name: format!("key:{prefix}"),
@@ -135,13 +129,7 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal
     let claims = state.jwt.verify(presented).ok_or(Error::Unauthorized)?;
     // The role and the account's state come from the database, not the token, so a
     // disabled user, a changed role or a changed password takes effect at once.
-    let role: Option<String> = sqlx::query_scalar(
-        "SELECT role FROM users WHERE username = $1 AND NOT disabled AND token_generation = $2",
-    )
-    .bind(&claims.sub)
-    .bind(claims.gen)
-    .fetch_optional(&state.pool)
-    .await?;
+    let role = store::session_role(&state.pool, &claims.sub, claims.gen).await?;
     Ok(Principal {
         name: claims.sub,
         role: role

@@ -7,10 +7,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::time;
-use crate::audit::{self, Entry};
 use crate::auth::{hash_password, new_key, ClientIp, Principal, Role};
 use crate::extract::{Body, Path};
 use crate::state::AppState;
+use crate::store::audit::{self, Entry};
+use crate::store::users as store;
 use crate::{users, Error};
 
 async fn audited(
@@ -36,15 +37,12 @@ async fn audited(
 }
 
 pub async fn list_users(State(state): State<AppState>) -> Result<Json<Value>, Error> {
-    let rows: Vec<(String, String, bool, OffsetDateTime)> =
-        sqlx::query_as("SELECT username, role, disabled, created_at FROM users ORDER BY username")
-            .fetch_all(&state.pool)
-            .await?;
-    let users: Vec<Value> = rows
+    let users: Vec<Value> = store::list(&state.pool)
+        .await?
         .into_iter()
-        .map(|(username, role, disabled, created)| {
-            json!({ "username": username, "role": role, "disabled": disabled,
-                    "created_at": time::json(Some(created)) })
+        .map(|u| {
+            json!({ "username": u.username, "role": u.role, "disabled": u.disabled,
+                    "created_at": time::json(Some(u.created_at)) })
         })
         .collect();
     Ok(Json(json!({ "users": users })))
@@ -105,30 +103,19 @@ pub async fn update_user(
     };
     let mut tx = state.pool.begin().await?;
     if change.disabled == Some(true) || change.role.is_some_and(|r| r != Role::Admin) {
-        // Locks every enabled admin, so two demotions at once cannot both pass the check.
-        let admins: Vec<String> = sqlx::query_scalar(
-            "SELECT username FROM users WHERE role = 'admin' AND NOT disabled FOR UPDATE",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
+        let admins = store::lock_admins(&mut *tx).await?;
         if admins == [username.as_str()] {
             return Err(Error::Conflict(format!(
                 "`{username}` is the last enabled admin; make another admin first"
             )));
         }
     }
-    let row: Option<(String, bool)> = sqlx::query_as(
-        "UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled),
-                          password_hash = COALESCE($4, password_hash), updated_at = now(),
-                          token_generation = token_generation + ($4 IS NOT NULL)::int
-         WHERE username = $1 RETURNING role, disabled",
-    )
-    .bind(&username)
-    .bind(change.role.map(Role::as_str))
-    .bind(change.disabled)
-    .bind(hash.as_deref())
-    .fetch_optional(&mut *tx)
-    .await?;
+    let stored_change = store::UserChange {
+        role: change.role.map(Role::as_str),
+        disabled: change.disabled,
+        password_hash: hash.as_deref(),
+    };
+    let row = store::update(&mut *tx, &username, stored_change).await?;
     let (role, disabled) = row.ok_or(Error::NotFound)?;
     audit::record(
         &mut *tx,
@@ -150,28 +137,13 @@ pub async fn update_user(
 }
 
 pub async fn list_keys(State(state): State<AppState>) -> Result<Json<Value>, Error> {
-    type Row = (
-        i64,
-        String,
-        String,
-        String,
-        String,
-        OffsetDateTime,
-        Option<OffsetDateTime>,
-        Option<OffsetDateTime>,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, name, prefix, role, created_by, created_at, expires_at, revoked_at
-         FROM api_keys ORDER BY id",
-    )
-    .fetch_all(&state.pool)
-    .await?;
-    let keys: Vec<Value> = rows
+    let keys: Vec<Value> = store::keys(&state.pool)
+        .await?
         .into_iter()
-        .map(|(id, name, prefix, role, by, created, expires, revoked)| {
-            json!({ "id": id, "name": name, "prefix": prefix, "role": role,
-                    "created_by": by, "created_at": time::json(Some(created)),
-                    "expires_at": time::json(expires), "revoked_at": time::json(revoked) })
+        .map(|k| {
+            json!({ "id": k.id, "name": k.name, "prefix": k.prefix, "role": k.role,
+                    "created_by": k.created_by, "created_at": time::json(Some(k.created_at)),
+                    "expires_at": time::json(k.expires_at), "revoked_at": time::json(k.revoked_at) })
         })
         .collect();
     Ok(Json(json!({ "api_keys": keys })))
@@ -201,18 +173,15 @@ pub async fn create_key(
         return Err(Error::invalid("expires_at", "`expires_at` is in the past"));
     }
     let key = new_key();
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO api_keys (name, prefix, key_hash, role, created_by, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-    )
-    .bind(&new.name)
-    .bind(&key.prefix)
-    .bind(key.hash.as_slice())
-    .bind(new.role.as_str())
-    .bind(&principal.name)
-    .bind(expires)
-    .fetch_one(&state.pool)
-    .await?;
+    let stored = store::NewApiKey {
+        name: &new.name,
+        prefix: &key.prefix,
+        hash: key.hash.as_slice(),
+        role: new.role.as_str(),
+        created_by: &principal.name,
+        expires_at: expires,
+    };
+    let id = store::insert_key(&state.pool, stored).await?;
     audited(
         &state,
         &principal,
@@ -234,13 +203,9 @@ pub async fn revoke_key(
     ClientIp(ip): ClientIp,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, Error> {
-    let prefix: Option<String> = sqlx::query_scalar(
-        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 RETURNING prefix",
-    )
-    .bind(id)
-    .fetch_optional(&state.pool)
-    .await?;
-    let prefix = prefix.ok_or(Error::NotFound)?;
+    let prefix = store::revoke_key(&state.pool, id)
+        .await?
+        .ok_or(Error::NotFound)?;
     audited(
         &state,
         &principal,

@@ -8,16 +8,14 @@ use std::collections::BTreeSet;
 use axum::extract::State;
 use axum::Json;
 use flagstream_rules::alert::{Matchers, Route, RouteDefinition};
-use serde::Serialize;
 use serde_json::{json, Value};
-use sqlx::types::Json as SqlJson;
 use sqlx::{Postgres, Transaction};
-use time::OffsetDateTime;
 
-use crate::audit::{self, Entry};
 use crate::auth::{ClientIp, Principal};
 use crate::extract::{Body, Path};
 use crate::state::AppState;
+use crate::store::alerts::{self as store, RouteRow};
+use crate::store::audit::{self, Entry};
 use crate::Error;
 
 pub const MAX_ID: usize = 64;
@@ -28,20 +26,6 @@ const MAX_MATCHER: usize = 200;
 const MAX_MATCHERS: usize = 100;
 const MAX_DESTINATIONS: usize = 20;
 const MAX_POSITION: i64 = 1_000_000;
-
-/// A route as the API shows it; `definition` is the stored `RouteDefinition`.
-#[derive(Serialize, sqlx::FromRow)]
-pub struct RouteRow {
-    id: String,
-    position: i32,
-    version: i32,
-    #[serde(with = "time::serde::rfc3339")]
-    updated_at: OffsetDateTime,
-    updated_by: Option<String>,
-    definition: SqlJson<Value>,
-}
-
-const COLUMNS: &str = "id, position, version, updated_at, updated_by, definition";
 
 fn too_long(field: &'static str, value: &str, max: usize) -> Result<(), Error> {
     if value.chars().count() > max {
@@ -137,12 +121,7 @@ async fn check_destinations(
     tx: &mut Transaction<'_, Postgres>,
     definition: &RouteDefinition,
 ) -> Result<(), Error> {
-    let found: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM alert_destinations WHERE id = ANY($1) ORDER BY id FOR SHARE",
-    )
-    .bind(&definition.destinations)
-    .fetch_all(&mut **tx)
-    .await?;
+    let found = store::lock_destinations(&mut **tx, &definition.destinations).await?;
     let missing: Vec<String> = definition
         .destinations
         .iter()
@@ -182,11 +161,7 @@ async fn record(
 
 /// All routes in evaluation order; equal positions are ordered by id.
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, Error> {
-    let routes: Vec<RouteRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM alert_routes ORDER BY position, id"
-    ))
-    .fetch_all(&state.pool)
-    .await?;
+    let routes = store::routes(&state.pool).await?;
     Ok(Json(json!({ "routes": routes })))
 }
 
@@ -194,11 +169,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<RouteRow>, Error> {
-    let route: Option<RouteRow> =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM alert_routes WHERE id = $1"))
-            .bind(&id)
-            .fetch_optional(&state.pool)
-            .await?;
+    let route = store::route(&state.pool, &id).await?;
     route.map(Json).ok_or(Error::NotFound)
 }
 
@@ -213,23 +184,9 @@ pub async fn create(
     let definition = &route.definition;
     let mut tx = state.pool.begin().await?;
     check_destinations(&mut tx, definition).await?;
-    // Versions continue after a deleted route's history, so they never repeat.
-    let row: Option<RouteRow> = sqlx::query_as(&format!(
-        "INSERT INTO alert_routes (id, position, definition, version, updated_at, updated_by)
-         VALUES ($1,
-                 COALESCE($2, (SELECT COALESCE(max(position), 0) + 1 FROM alert_routes)),
-                 $3,
-                 (SELECT COALESCE(max(version), 0) + 1 FROM alert_route_versions WHERE route_id = $1),
-                 now(), $4)
-         ON CONFLICT (id) DO NOTHING
-         RETURNING {COLUMNS}"
-    ))
-    .bind(&definition.id)
-    .bind(position)
-    .bind(to_value(definition)?)
-    .bind(&principal.name)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let value = to_value(definition)?;
+    let row =
+        store::insert_route(&mut *tx, &definition.id, position, &value, &principal.name).await?;
     let row = row.ok_or_else(|| {
         Error::Conflict(format!("alert route `{}` already exists", definition.id))
     })?;
@@ -253,19 +210,8 @@ pub async fn replace(
     }
     let mut tx = state.pool.begin().await?;
     check_destinations(&mut tx, definition).await?;
-    let row: Option<RouteRow> = sqlx::query_as(&format!(
-        "UPDATE alert_routes
-         SET definition = $2, position = COALESCE($3, position), version = version + 1,
-             updated_at = now(), updated_by = $4
-         WHERE id = $1
-         RETURNING {COLUMNS}"
-    ))
-    .bind(&id)
-    .bind(to_value(definition)?)
-    .bind(position)
-    .bind(&principal.name)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let value = to_value(definition)?;
+    let row = store::update_route(&mut *tx, &id, position, &value, &principal.name).await?;
     let row = row.ok_or(Error::NotFound)?;
     record(&mut tx, &principal, ip, "alert_route.update", &row).await?;
     tx.commit().await?;
@@ -279,23 +225,9 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Error> {
     let mut tx = state.pool.begin().await?;
-    let version: Option<i32> =
-        sqlx::query_scalar("DELETE FROM alert_routes WHERE id = $1 RETURNING version")
-            .bind(&id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let version = store::delete_route(&mut *tx, &id).await?;
     let version = version.ok_or(Error::NotFound)?;
-    // The trigger records the deletion as the row's last editor; an UPDATE of updated_by
-    // first would append a spurious version, so the deletion row is signed here instead.
-    sqlx::query(
-        "UPDATE alert_route_versions SET changed_by = $2
-         WHERE seq = (SELECT max(seq) FROM alert_route_versions WHERE route_id = $1)
-           AND definition IS NULL",
-    )
-    .bind(&id)
-    .bind(&principal.name)
-    .execute(&mut *tx)
-    .await?;
+    store::sign_route_deletion(&mut *tx, &id, &principal.name).await?;
     audit::record(
         &mut *tx,
         Entry {
@@ -317,35 +249,21 @@ pub async fn versions(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Error> {
-    type Version = (
-        i64,
-        i32,
-        Option<i32>,
-        Option<Value>,
-        OffsetDateTime,
-        Option<String>,
-    );
-    let rows: Vec<Version> = sqlx::query_as(
-        "SELECT seq, version, position, definition, changed_at, changed_by
-         FROM alert_route_versions WHERE route_id = $1 ORDER BY seq DESC",
-    )
-    .bind(&id)
-    .fetch_all(&state.pool)
-    .await?;
+    let rows = store::route_versions(&state.pool, &id).await?;
     if rows.is_empty() {
         return Err(Error::NotFound);
     }
     let versions: Vec<Value> = rows
         .into_iter()
-        .map(|(seq, version, position, definition, at, by)| {
+        .map(|v| {
             json!({
-                "seq": seq,
-                "version": version,
-                "position": position,
-                "changed_at": super::time::format(at),
-                "changed_by": by,
-                "deleted": definition.is_none(),
-                "definition": definition,
+                "seq": v.seq,
+                "version": v.version,
+                "position": v.position,
+                "changed_at": super::time::format(v.changed_at),
+                "changed_by": v.changed_by,
+                "deleted": v.definition.is_none(),
+                "definition": v.definition,
             })
         })
         .collect();

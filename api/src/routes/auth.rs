@@ -3,10 +3,11 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::audit::{self, Entry};
 use crate::auth::{verify_password, ClientIp, Principal, Role};
 use crate::extract::Body;
 use crate::state::AppState;
+use crate::store::audit::{self, Entry};
+use crate::store::users as store;
 use crate::{users, Error};
 
 #[derive(Deserialize)]
@@ -43,14 +44,14 @@ pub async fn login(
             retry_after: refused.retry_after,
         });
     }
-    let user: Option<(String, String, bool, i32)> = sqlx::query_as(
-        "SELECT password_hash, role, disabled, token_generation FROM users WHERE username = $1",
-    )
-    .bind(&login.username)
-    .fetch_optional(&state.pool)
-    .await?;
+    let user = store::credentials(&state.pool, &login.username).await?;
     let (hash, role, disabled, generation) = match user {
-        Some((hash, role, disabled, gen)) => (Some(hash), Role::parse(&role), disabled, gen),
+        Some(c) => (
+            Some(c.password_hash),
+            Role::parse(&c.role),
+            c.disabled,
+            c.token_generation,
+        ),
         None => (None, None, false, 0),
     };
     let known = hash.is_some();

@@ -3,51 +3,20 @@
 
 use axum::extract::State;
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
-use sqlx::{Postgres, QueryBuilder};
-use time::OffsetDateTime;
 
 use super::alerts::MAX_ID;
-use crate::audit::{self, Entry};
 use crate::auth::{ClientIp, Principal};
 use crate::extract::{Params, Path};
 use crate::state::AppState;
+use crate::store::audit::{self, Entry};
+use crate::store::deliveries::{self as store, Delivery, Filter};
 use crate::Error;
 
 const STATUSES: [&str; 3] = ["pending", "sent", "failed"];
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 200;
-
-#[derive(Serialize, sqlx::FromRow)]
-pub struct Delivery {
-    id: i64,
-    key: String,
-    route_id: String,
-    route_version: i32,
-    destination_id: String,
-    destination_kind: String,
-    group_key: String,
-    flag_ids: Vec<i64>,
-    suppressed: i64,
-    status: String,
-    attempts: i32,
-    #[serde(with = "time::serde::rfc3339")]
-    next_attempt_at: OffsetDateTime,
-    last_status: Option<i32>,
-    last_error: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    flagged_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    sent_at: Option<OffsetDateTime>,
-    latency_ms: Option<i64>,
-}
-
-const DELIVERY_COLUMNS: &str = "id, key, route_id, route_version, destination_id, destination_kind,
-    group_key, flag_ids, suppressed, status, attempts, next_attempt_at, last_status, last_error,
-    flagged_at, created_at, sent_at, latency_ms";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,23 +57,13 @@ pub async fn list(
             ));
         }
     }
-    let mut qb = QueryBuilder::<Postgres>::new(format!(
-        "SELECT {DELIVERY_COLUMNS} FROM alert_deliveries WHERE true"
-    ));
-    if let Some(s) = q.status {
-        qb.push(" AND status = ").push_bind(s);
-    }
-    if let Some(r) = q.route {
-        qb.push(" AND route_id = ").push_bind(r);
-    }
-    if let Some(d) = q.destination {
-        qb.push(" AND destination_id = ").push_bind(d);
-    }
-    if let Some(b) = q.before {
-        qb.push(" AND id < ").push_bind(b);
-    }
-    qb.push(" ORDER BY id DESC LIMIT ").push_bind(limit + 1);
-    let mut rows: Vec<Delivery> = qb.build_query_as().fetch_all(&state.pool).await?;
+    let filter = Filter {
+        status: q.status.as_deref(),
+        route: q.route.as_deref(),
+        destination: q.destination.as_deref(),
+        before: q.before,
+    };
+    let mut rows = store::list(&state.pool, filter, limit + 1).await?;
     let next = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(|r| r.id)
@@ -122,27 +81,14 @@ pub async fn resend(
     Path(id): Path<i64>,
 ) -> Result<Json<Delivery>, Error> {
     let mut tx = state.pool.begin().await?;
-    let current: Option<(String, i32)> =
-        sqlx::query_as("SELECT status, attempts FROM alert_deliveries WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let current = store::lock_status(&mut *tx, id).await?;
     let (status, attempts) = current.ok_or(Error::NotFound)?;
     if status != "failed" {
         return Err(Error::Conflict(format!(
             "delivery {id} is `{status}`: only a failed delivery can be resent"
         )));
     }
-    let delivery: Delivery = sqlx::query_as(&format!(
-        "UPDATE alert_deliveries
-         SET status = 'pending', attempts = 0, next_attempt_at = now(), lease_until = NULL,
-             last_error = NULL
-         WHERE id = $1
-         RETURNING {DELIVERY_COLUMNS}"
-    ))
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let delivery = store::requeue(&mut *tx, id).await?;
     let target = id.to_string();
     let details = json!({
         "route_id": delivery.route_id,

@@ -12,17 +12,18 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::alerts::MAX_ID;
-use crate::audit::{self, Entry};
 use crate::auth::{ClientIp, Principal};
 use crate::extract::{Body, Path};
 use crate::state::AppState;
+use crate::store::alerts::{self as store, NewDestination};
+use crate::store::audit::{self, Entry};
 use crate::Error;
 
 const MAX_URL: usize = 2048;
 const MAX_SECRET: usize = 512;
 
 /// A destination as the API shows it: never the URL or the secret.
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize)]
 pub struct DestinationRow {
     id: String,
     kind: String,
@@ -30,26 +31,29 @@ pub struct DestinationRow {
     max_per_minute: i32,
     /// Whether a signing secret is set; null when the sealed part cannot be opened with the
     /// configured keyring (no key, or the key that sealed it is gone).
-    #[sqlx(skip)]
     signed: Option<bool>,
     version: i32,
     #[serde(with = "time::serde::rfc3339")]
     updated_at: OffsetDateTime,
     updated_by: Option<String>,
-    /// Opened in-process for `signed` only; never serialized.
-    #[serde(skip)]
-    sealed: Vec<u8>,
 }
 
-const COLUMNS: &str =
-    "id, kind, display_url, max_per_minute, version, updated_at, updated_by, sealed";
-
 impl DestinationRow {
-    fn opened(mut self, keys: Option<&Keyring>) -> DestinationRow {
-        self.signed = keys
-            .and_then(|k| DestinationSecret::open(k, &self.id, &self.sealed).ok())
+    /// The stored row's sealed part is opened in-process for `signed` only.
+    fn opened(row: store::DestinationRow, keys: Option<&Keyring>) -> DestinationRow {
+        let signed = keys
+            .and_then(|k| DestinationSecret::open(k, &row.id, &row.sealed).ok())
             .map(|secret| secret.signing_secret.is_some());
-        self
+        DestinationRow {
+            id: row.id,
+            kind: row.kind,
+            display_url: row.display_url,
+            max_per_minute: row.max_per_minute,
+            signed,
+            version: row.version,
+            updated_at: row.updated_at,
+            updated_by: row.updated_by,
+        }
     }
 }
 
@@ -71,6 +75,19 @@ struct Checked {
     display_url: String,
     sealed: Vec<u8>,
     max_per_minute: i32,
+}
+
+impl Checked {
+    fn row<'a>(&'a self, id: &'a str, principal: &'a Principal) -> NewDestination<'a> {
+        NewDestination {
+            id,
+            kind: self.kind.as_str(),
+            display_url: &self.display_url,
+            sealed: &self.sealed,
+            max_per_minute: self.max_per_minute,
+            by: &principal.name,
+        }
+    }
 }
 
 fn check_id(id: &str) -> Result<(), Error> {
@@ -174,14 +191,10 @@ async fn record(
 }
 
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, Error> {
-    let rows: Vec<DestinationRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM alert_destinations ORDER BY id"
-    ))
-    .fetch_all(&state.pool)
-    .await?;
-    let destinations: Vec<DestinationRow> = rows
+    let destinations: Vec<DestinationRow> = store::destinations(&state.pool)
+        .await?
         .into_iter()
-        .map(|r| r.opened(state.keys.as_ref()))
+        .map(|r| DestinationRow::opened(r, state.keys.as_ref()))
         .collect();
     Ok(Json(json!({ "destinations": destinations })))
 }
@@ -198,21 +211,7 @@ pub async fn create(
         .ok_or_else(|| Error::invalid("id", "`id` is required"))?;
     let checked = check(&id, body, state.keys.as_ref())?;
     let mut tx = state.pool.begin().await?;
-    let row: Option<DestinationRow> = sqlx::query_as(&format!(
-        "INSERT INTO alert_destinations
-             (id, kind, display_url, sealed, max_per_minute, version, updated_at, updated_by)
-         VALUES ($1, $2, $3, $4, $5, 1, now(), $6)
-         ON CONFLICT (id) DO NOTHING
-         RETURNING {COLUMNS}"
-    ))
-    .bind(&id)
-    .bind(checked.kind.as_str())
-    .bind(&checked.display_url)
-    .bind(&checked.sealed)
-    .bind(checked.max_per_minute)
-    .bind(&principal.name)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let row = store::insert_destination(&mut *tx, checked.row(&id, &principal)).await?;
     let row = row.ok_or_else(|| Error::Conflict(format!("destination `{id}` already exists")))?;
     let details = json!({ "kind": row.kind, "display_url": row.display_url });
     record(
@@ -225,7 +224,7 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(row.opened(state.keys.as_ref())))
+    Ok(Json(DestinationRow::opened(row, state.keys.as_ref())))
 }
 
 /// Replaces kind, URL, secret and rate as a new version; the URL is required again (it is
@@ -245,21 +244,7 @@ pub async fn replace(
     }
     let checked = check(&id, body, state.keys.as_ref())?;
     let mut tx = state.pool.begin().await?;
-    let row: Option<DestinationRow> = sqlx::query_as(&format!(
-        "UPDATE alert_destinations
-         SET kind = $2, display_url = $3, sealed = $4, max_per_minute = $5,
-             version = version + 1, updated_at = now(), updated_by = $6
-         WHERE id = $1
-         RETURNING {COLUMNS}"
-    ))
-    .bind(&id)
-    .bind(checked.kind.as_str())
-    .bind(&checked.display_url)
-    .bind(&checked.sealed)
-    .bind(checked.max_per_minute)
-    .bind(&principal.name)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let row = store::update_destination(&mut *tx, checked.row(&id, &principal)).await?;
     let row = row.ok_or(Error::NotFound)?;
     let details =
         json!({ "kind": row.kind, "display_url": row.display_url, "version": row.version });
@@ -273,7 +258,7 @@ pub async fn replace(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(row.opened(state.keys.as_ref())))
+    Ok(Json(DestinationRow::opened(row, state.keys.as_ref())))
 }
 
 /// Refused while a route sends to it, so no route is left pointing nowhere.
@@ -286,18 +271,9 @@ pub async fn delete(
     let mut tx = state.pool.begin().await?;
     // Locked first: a route being created with it holds a share lock, so this waits for
     // that route and then sees it below.
-    let found: Option<String> =
-        sqlx::query_scalar("SELECT kind FROM alert_destinations WHERE id = $1 FOR UPDATE")
-            .bind(&id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let kind = found.ok_or(Error::NotFound)?;
-    let routes: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM alert_routes WHERE definition->'destinations' ? $1 ORDER BY id",
-    )
-    .bind(&id)
-    .fetch_all(&mut *tx)
-    .await?;
+    let kind = store::lock_destination(&mut *tx, &id).await?;
+    let kind = kind.ok_or(Error::NotFound)?;
+    let routes = store::routes_using(&mut *tx, &id).await?;
     if !routes.is_empty() {
         let routes: Vec<String> = routes.iter().map(|r| format!("`{r}`")).collect();
         return Err(Error::Conflict(format!(
@@ -306,10 +282,7 @@ pub async fn delete(
             routes.join(", ")
         )));
     }
-    sqlx::query("DELETE FROM alert_destinations WHERE id = $1")
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
+    store::delete_destination(&mut *tx, &id).await?;
     let details = json!({ "kind": kind });
     record(
         &mut *tx,

@@ -6,21 +6,16 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::Json;
-use flagstream_rules::alert::{
-    AlertDetection, AlertFlag, DestinationKind, Message, Route, RouteDefinition,
-};
-use flagstream_rules::Severity;
+use flagstream_rules::alert::{AlertFlag, DestinationKind, Message, Route, RouteDefinition};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sqlx::types::Json as SqlJson;
 use sqlx::PgPool;
-use time::OffsetDateTime;
 
-use crate::audit::{self, Entry};
 use crate::auth::{ClientIp, Principal};
 use crate::extract::Path;
 use crate::state::AppState;
-use crate::Error;
+use crate::store::audit::{self, Entry};
+use crate::{store, Error};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -49,21 +44,14 @@ pub async fn test(
         serde_json::from_slice(&body)
             .map_err(|e| Error::invalid("flag_id", format!("not a valid dry-run: {e}")))?
     };
-    let stored: Option<SqlJson<Value>> =
-        sqlx::query_scalar("SELECT definition FROM alert_routes WHERE id = $1")
-            .bind(&id)
-            .fetch_optional(&state.pool)
-            .await?;
-    let definition: RouteDefinition = serde_json::from_value(stored.ok_or(Error::NotFound)?.0)
+    let stored = store::alerts::route_definition(&state.pool, &id).await?;
+    let definition: RouteDefinition = serde_json::from_value(stored.ok_or(Error::NotFound)?)
         .map_err(|e| Error::Conflict(format!("the stored route does not parse: {e}")))?;
     let route = Route::compile(definition)
         .map_err(|e| Error::Conflict(format!("the stored route does not compile: {e}")))?;
     let flag = load_flag(&state.pool, dry_run.flag_id).await?;
-    let kinds: Vec<(String, String)> =
-        sqlx::query_as("SELECT id, kind FROM alert_destinations WHERE id = ANY($1)")
-            .bind(&route.definition.destinations)
-            .fetch_all(&state.pool)
-            .await?;
+    let kinds =
+        store::alerts::destination_kinds(&state.pool, &route.definition.destinations).await?;
     let group_key = route.group_key(&flag);
     let flags = [flag];
     let message = Message {
@@ -117,72 +105,12 @@ pub async fn test(
     })))
 }
 
-type FlagRow = (
-    i64,
-    OffsetDateTime,
-    i16,
-    String,
-    Vec<String>,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-);
-
-/// A stored flag and its detections as alerting sees it; without an id, the newest flag.
+/// Flag `id`, or the newest flag.
 async fn load_flag(pool: &PgPool, id: Option<i64>) -> Result<AlertFlag, Error> {
-    let select = "SELECT id, event_time, score, severity, categories, model, provider,
-                         host(src_ip), user_id, app FROM flags";
-    let row: Option<FlagRow> = match id {
-        Some(id) => {
-            sqlx::query_as(&format!("{select} WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-        }
-        None => {
-            sqlx::query_as(&format!(
-                "{select} ORDER BY event_time DESC, id DESC LIMIT 1"
-            ))
-            .fetch_optional(pool)
-            .await?
-        }
+    let stored = match id {
+        Some(id) => store::flags::alert_flag(pool, id).await?,
+        None => store::flags::newest_alert_flag(pool).await?,
     };
-    let (id, event_time, score, severity, categories, model, provider, src_ip, user, app) =
-        row.ok_or(Error::NotFound)?;
-    let detections: Vec<(String, i32, String, String, bool)> = sqlx::query_as(
-        "SELECT rule_id, rule_version, field, excerpt, shadow FROM detections
-         WHERE flag_id = $1 ORDER BY id",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await?;
-    let internal = |what: &str| Error::Internal(format!("flag {id}: stored {what} is invalid"));
-    let severity: Severity =
-        serde_json::from_value(Value::String(severity)).map_err(|_| internal("severity"))?;
-    Ok(AlertFlag {
-        id,
-        event_time,
-        score: u8::try_from(score).map_err(|_| internal("score"))?,
-        severity,
-        categories,
-        model,
-        provider,
-        src_ip: src_ip.parse().map_err(|_| internal("src_ip"))?,
-        user,
-        app,
-        detections: detections
-            .into_iter()
-            .map(
-                |(rule_id, rule_version, field, excerpt, shadow)| AlertDetection {
-                    rule_id,
-                    rule_version,
-                    field,
-                    excerpt,
-                    shadow,
-                },
-            )
-            .collect(),
-    })
+    serde_json::from_value(stored.ok_or(Error::NotFound)?)
+        .map_err(|e| Error::Internal(format!("a stored flag does not parse: {e}")))
 }

@@ -12,10 +12,10 @@ use sqlx::{PgExecutor, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 
 use super::filter::{Cursor, Filter, FlagQuery};
-use crate::audit::{self, Entry};
 use crate::auth::{ClientIp, Principal};
 use crate::extract::{Params, Path};
 use crate::state::AppState;
+use crate::store::audit::{self, Entry};
 use crate::Error;
 
 const DEFAULT_LIMIT: i64 = 50;

@@ -10,13 +10,13 @@ use flagstream_rules::{Event, Mode, Pack, Rule, RuleKind, RuleSet};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::{Postgres, Transaction};
-use time::OffsetDateTime;
 
-use crate::audit::{self, Entry};
 use crate::auth::{ClientIp, Principal};
 use crate::extract::{Body, Params, Path};
 use crate::input::{self, MAX_PROSE};
 use crate::state::AppState;
+use crate::store::audit::{self, Entry};
+use crate::store::rules as store;
 use crate::Error;
 
 const MAX_TEST_EVENTS: usize = 100;
@@ -76,17 +76,8 @@ async fn compile(state: &AppState, rule: &Rule) -> Result<(), Error> {
 /// The set stays within its bounds with `rule` in it (serialized with other rule changes,
 /// so two at once cannot both squeeze in).
 async fn check_set(tx: &mut Transaction<'_, Postgres>, rule: &Rule) -> Result<(), Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('flagstream.rules'))")
-        .execute(&mut **tx)
-        .await?;
-    let (rules, keywords): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), COALESCE(sum(CASE WHEN jsonb_typeof(definition->'keywords') = 'array'
-                                        THEN jsonb_array_length(definition->'keywords') END), 0)
-         FROM rules WHERE id <> $1",
-    )
-    .bind(&rule.id)
-    .fetch_one(&mut **tx)
-    .await?;
+    store::lock_set(&mut **tx).await?;
+    let (rules, keywords) = store::size_without(&mut **tx, &rule.id).await?;
     let own = match &rule.kind {
         RuleKind::Keyword { keywords, .. } => keywords.len() as i64,
         _ => 0,
@@ -110,20 +101,18 @@ fn to_value(rule: &Rule) -> Result<Value, Error> {
 }
 
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, Error> {
-    let rules: Vec<(Value, OffsetDateTime, Option<String>)> =
-        sqlx::query_as("SELECT definition, updated_at, updated_by FROM rules ORDER BY id")
-            .fetch_all(&state.pool)
-            .await?;
-    let rules: Vec<Value> = rules
+    let rules: Vec<Value> = store::list(&state.pool)
+        .await?
         .into_iter()
-        .map(|(d, at, by)| with_meta(d, at, by))
+        .map(with_meta)
         .collect();
     Ok(Json(json!({ "rules": rules })))
 }
 
-fn with_meta(mut definition: Value, at: OffsetDateTime, by: Option<String>) -> Value {
-    definition["updated_at"] = super::time::format(at).into();
-    definition["updated_by"] = by.into();
+fn with_meta(stored: store::Stored) -> Value {
+    let mut definition = stored.definition;
+    definition["updated_at"] = super::time::format(stored.updated_at).into();
+    definition["updated_by"] = stored.updated_by.into();
     definition
 }
 
@@ -131,34 +120,21 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Error> {
-    let row: Option<(Value, OffsetDateTime, Option<String>)> =
-        sqlx::query_as("SELECT definition, updated_at, updated_by FROM rules WHERE id = $1")
-            .bind(&id)
-            .fetch_optional(&state.pool)
-            .await?;
-    let (d, at, by) = row.ok_or(Error::NotFound)?;
-    Ok(Json(with_meta(d, at, by)))
+    let stored = store::get(&state.pool, &id).await?;
+    Ok(Json(with_meta(stored.ok_or(Error::NotFound)?)))
 }
 
 /// The current definition, locked for the rest of the transaction.
 async fn current(tx: &mut Transaction<'_, Postgres>, id: &str) -> Result<Option<Rule>, Error> {
-    let row: Option<Value> =
-        sqlx::query_scalar("SELECT definition FROM rules WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?;
-    row.map(|d| serde_json::from_value(d).map_err(|e| Error::Internal(e.to_string())))
+    store::lock_current(&mut **tx, id)
+        .await?
+        .map(|d| serde_json::from_value(d).map_err(|e| Error::Internal(e.to_string())))
         .transpose()
 }
 
 /// The highest version the rule ever had, deleted ones included, so versions never repeat.
 async fn last_version(tx: &mut Transaction<'_, Postgres>, id: &str) -> Result<u32, Error> {
-    let v: Option<i64> = sqlx::query_scalar(
-        "SELECT max((definition->>'version')::bigint) FROM rule_versions WHERE rule_id = $1",
-    )
-    .bind(id)
-    .fetch_one(&mut **tx)
-    .await?;
+    let v = store::last_version(&mut **tx, id).await?;
     Ok(u32::try_from(v.unwrap_or(0)).unwrap_or(u32::MAX))
 }
 
@@ -169,16 +145,7 @@ async fn save(
     action: &str,
     rule: &Rule,
 ) -> Result<Json<Value>, Error> {
-    sqlx::query(
-        "INSERT INTO rules (id, definition, updated_at, updated_by) VALUES ($1, $2, now(), $3)
-         ON CONFLICT (id) DO UPDATE
-         SET definition = EXCLUDED.definition, updated_at = now(), updated_by = EXCLUDED.updated_by",
-    )
-    .bind(&rule.id)
-    .bind(to_value(rule)?)
-    .bind(&principal.name)
-    .execute(&mut *tx)
-    .await?;
+    store::upsert(&mut *tx, &rule.id, &to_value(rule)?, &principal.name).await?;
     audit::record(
         &mut *tx,
         Entry {
@@ -268,16 +235,8 @@ pub async fn delete(
 ) -> Result<Json<Value>, Error> {
     let mut tx = state.pool.begin().await?;
     // The trigger records who deleted it from the row's updated_by.
-    sqlx::query("UPDATE rules SET updated_by = $2 WHERE id = $1")
-        .bind(&id)
-        .bind(&principal.name)
-        .execute(&mut *tx)
-        .await?;
-    let deleted = sqlx::query("DELETE FROM rules WHERE id = $1")
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
-    if deleted.rows_affected() == 0 {
+    store::sign(&mut *tx, &id, &principal.name).await?;
+    if !store::delete(&mut *tx, &id).await? {
         return Err(Error::NotFound);
     }
     audit::record(
@@ -300,26 +259,20 @@ pub async fn versions(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Error> {
-    let rows: Vec<(i64, OffsetDateTime, Option<String>, Option<Value>)> = sqlx::query_as(
-        "SELECT seq, changed_at, changed_by, definition FROM rule_versions
-         WHERE rule_id = $1 ORDER BY seq DESC",
-    )
-    .bind(&id)
-    .fetch_all(&state.pool)
-    .await?;
+    let rows = store::versions(&state.pool, &id).await?;
     if rows.is_empty() {
         return Err(Error::NotFound);
     }
     let versions: Vec<Value> = rows
         .into_iter()
-        .map(|(seq, at, by, definition)| {
+        .map(|v| {
             json!({
-                "seq": seq,
-                "changed_at": super::time::format(at),
-                "changed_by": by,
-                "deleted": definition.is_none(),
-                "version": definition.as_ref().and_then(|d| d.get("version")).cloned(),
-                "definition": definition,
+                "seq": v.seq,
+                "changed_at": super::time::format(v.changed_at),
+                "changed_by": v.changed_by,
+                "deleted": v.definition.is_none(),
+                "version": v.definition.as_ref().and_then(|d| d.get("version")).cloned(),
+                "definition": v.definition,
             })
         })
         .collect();
@@ -327,13 +280,9 @@ pub async fn versions(
 }
 
 async fn version(state: &AppState, id: &str, seq: i64) -> Result<Option<Value>, Error> {
-    let row: Option<Option<Value>> =
-        sqlx::query_scalar("SELECT definition FROM rule_versions WHERE rule_id = $1 AND seq = $2")
-            .bind(id)
-            .bind(seq)
-            .fetch_optional(&state.pool)
-            .await?;
-    row.ok_or_else(|| Error::invalid("seq", format!("rule `{id}` has no version {seq}")))
+    store::version(&state.pool, id, seq)
+        .await?
+        .ok_or_else(|| Error::invalid("seq", format!("rule `{id}` has no version {seq}")))
 }
 
 #[derive(Deserialize)]
@@ -477,9 +426,7 @@ fn split(rules: Vec<Rule>) -> Result<(RuleSet, Vec<Value>), Error> {
 
 /// The stored rules the consumer would run; ones that do not parse are reported.
 async fn active(state: &AppState) -> Result<(Vec<Rule>, Vec<Value>), Error> {
-    let rows: Vec<(String, Value)> = sqlx::query_as("SELECT id, definition FROM rules ORDER BY id")
-        .fetch_all(&state.pool)
-        .await?;
+    let rows = store::definitions(&state.pool).await?;
     let mut rules = Vec::new();
     let mut rejected = Vec::new();
     for (id, definition) in rows {

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use super::time;
 use crate::extract::Params;
 use crate::state::AppState;
+use crate::store::stats::{self as store, Dimension};
 use crate::Error;
 
 const TOP: i64 = 10;
@@ -76,75 +77,38 @@ pub async fn summary(
     let db = state.clone();
     cached(&state, window.key("summary"), async move {
         let mut tx = db.heavy_read().await?;
-        let grouped = |column: &str| {
-            format!(
-                "SELECT {column}::text, count(*) FROM flags f
-                 WHERE f.event_time >= $1 AND f.event_time < $2
-                 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {TOP}"
-            )
-        };
         let mut out = json!({
             "from": time::format(from),
             "to": time::format(to),
         });
-        for (name, column, label) in [
-            ("by_severity", "f.severity", "severity"),
-            ("by_status", "f.status", "status"),
-            ("top_models", "f.model", "model"),
-            ("top_providers", "f.provider", "provider"),
-            ("top_src_ips", "host(f.src_ip)", "src_ip"),
+        for (name, dimension, label) in [
+            ("by_severity", Dimension::Severity, "severity"),
+            ("by_status", Dimension::Status, "status"),
+            ("top_models", Dimension::Model, "model"),
+            ("top_providers", Dimension::Provider, "provider"),
+            ("top_src_ips", Dimension::SrcIp, "src_ip"),
         ] {
-            let rows: Vec<(Option<String>, i64)> = sqlx::query_as(&grouped(column))
-                .bind(from)
-                .bind(to)
-                .fetch_all(&mut *tx)
-                .await?;
+            let rows = store::top(&mut *tx, dimension, from, to, TOP).await?;
             out[name] = counts(rows, label);
         }
-        let rows: Vec<(Option<String>, i64)> = sqlx::query_as(
-            "SELECT c, count(*) FROM flags f, unnest(f.categories) AS c
-             WHERE f.event_time >= $1 AND f.event_time < $2 GROUP BY 1 ORDER BY 2 DESC, 1",
-        )
-        .bind(from)
-        .bind(to)
-        .fetch_all(&mut *tx)
-        .await?;
-        out["by_category"] = counts(rows, "category");
+        out["by_category"] = counts(store::categories(&mut *tx, from, to).await?, "category");
         // Per rule: flags it matched, and how triage judged them.
-        let rules: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-            "SELECT d.rule_id, count(DISTINCT f.id),
-                    count(DISTINCT f.id) FILTER (WHERE f.status = 'true_positive'),
-                    count(DISTINCT f.id) FILTER (WHERE f.status = 'false_positive')
-             FROM detections d JOIN flags f ON f.id = d.flag_id
-             WHERE f.event_time >= $1 AND f.event_time < $2
-             GROUP BY 1 ORDER BY 2 DESC, 1",
-        )
-        .bind(from)
-        .bind(to)
-        .fetch_all(&mut *tx)
-        .await?;
+        let rules = store::rules(&mut *tx, from, to).await?;
         out["top_rules"] = rules
             .iter()
             .take(TOP as usize)
-            .map(|(id, n, _, _)| json!({ "rule_id": id, "count": n }))
+            .map(|r| json!({ "rule_id": r.rule_id, "count": r.flags }))
             .collect();
         out["false_positive_rate"] = rules
             .iter()
-            .filter(|(_, _, tp, fp)| tp + fp > 0)
-            .map(|(id, _, tp, fp)| {
-                json!({ "rule_id": id, "true_positive": tp, "false_positive": fp,
-                        "rate": *fp as f64 / (tp + fp) as f64 })
+            .filter(|r| r.true_positive + r.false_positive > 0)
+            .map(|r| {
+                let (tp, fp) = (r.true_positive, r.false_positive);
+                json!({ "rule_id": r.rule_id, "true_positive": tp, "false_positive": fp,
+                        "rate": fp as f64 / (tp + fp) as f64 })
             })
             .collect();
-        let (events, flagged): (Option<i64>, Option<i64>) = sqlx::query_as(
-            "SELECT sum(events)::bigint, sum(flagged)::bigint FROM traffic_rollups
-             WHERE minute >= $1 AND minute < $2",
-        )
-        .bind(from)
-        .bind(to)
-        .fetch_one(&mut *tx)
-        .await?;
-        let (events, flagged) = (events.unwrap_or(0), flagged.unwrap_or(0));
+        let (events, flagged) = store::totals(&mut *tx, from, to).await?;
         out["events"] = events.into();
         out["flagged"] = flagged.into();
         out["flagged_rate"] = if events > 0 {
@@ -183,37 +147,20 @@ pub async fn timeseries(
     let db = state.clone();
     cached(&state, window.key("timeseries"), async move {
         let mut tx = db.heavy_read().await?;
-        let traffic: Vec<(OffsetDateTime, i64, i64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT date_trunc($3, minute), sum(events)::bigint, sum(flagged)::bigint,
-                    sum(tokens_in)::bigint, sum(tokens_out)::bigint, sum(cost_micros)::bigint
-             FROM traffic_rollups WHERE minute >= $1 AND minute < $2 GROUP BY 1 ORDER BY 1",
-        )
-        .bind(from)
-        .bind(to)
-        .bind(&bucket)
-        .fetch_all(&mut *tx)
-        .await?;
-        let severities: Vec<(OffsetDateTime, String, i64)> = sqlx::query_as(
-            "SELECT date_trunc($3, event_time), severity, count(*) FROM flags
-             WHERE event_time >= $1 AND event_time < $2 GROUP BY 1, 2 ORDER BY 1, 2",
-        )
-        .bind(from)
-        .bind(to)
-        .bind(&bucket)
-        .fetch_all(&mut *tx)
-        .await?;
+        let traffic = store::traffic(&mut *tx, from, to, &bucket).await?;
+        let severities = store::severities(&mut *tx, from, to, &bucket).await?;
         let mut buckets = std::collections::BTreeMap::<OffsetDateTime, Value>::new();
         let empty = || {
             json!({ "events": 0, "flagged": 0, "tokens_in": 0, "tokens_out": 0,
                     "cost_usd": 0.0, "flags_by_severity": {} })
         };
-        for (at, events, flagged, tin, tout, cost) in traffic {
-            let b = buckets.entry(at).or_insert_with(empty);
-            b["events"] = events.into();
-            b["flagged"] = flagged.into();
-            b["tokens_in"] = tin.into();
-            b["tokens_out"] = tout.into();
-            b["cost_usd"] = (cost as f64 / 1e6).into();
+        for t in traffic {
+            let b = buckets.entry(t.bucket).or_insert_with(empty);
+            b["events"] = t.events.into();
+            b["flagged"] = t.flagged.into();
+            b["tokens_in"] = t.tokens_in.into();
+            b["tokens_out"] = t.tokens_out.into();
+            b["cost_usd"] = (t.cost_micros as f64 / 1e6).into();
         }
         for (at, severity, n) in severities {
             buckets.entry(at).or_insert_with(empty)["flags_by_severity"][severity] = n.into();

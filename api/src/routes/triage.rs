@@ -4,16 +4,16 @@
 use axum::extract::State;
 use axum::Json;
 use flagstream_rules::content::Content;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
-use time::OffsetDateTime;
 
 use super::filter::STATUSES;
-use crate::audit::{self, Entry};
 use crate::auth::{ClientIp, Principal};
 use crate::extract::{Body, Path};
 use crate::input::{self, MAX_PROSE};
 use crate::state::AppState;
+use crate::store::audit::{self, Entry};
+use crate::store::flags::{self as store, Transition};
 use crate::{users, Error};
 
 const MAX_BULK: usize = 1_000;
@@ -67,12 +67,9 @@ pub async fn update(
         })?;
     }
     let mut tx = state.pool.begin().await?;
-    let current: Option<(String, Option<String>)> =
-        sqlx::query_as("SELECT status, assignee FROM flags WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let (from, assignee) = current.ok_or(Error::NotFound)?;
+    let (from, assignee) = store::lock_triage(&mut *tx, id)
+        .await?
+        .ok_or(Error::NotFound)?;
     let to = update.status.clone().unwrap_or_else(|| from.clone());
     if !allowed(&from, &to) {
         return Err(Error::Conflict(format!(
@@ -84,24 +81,16 @@ pub async fn update(
         Some(a) => Some(a),
         None => assignee,
     };
-    sqlx::query("UPDATE flags SET status = $2, assignee = $3 WHERE id = $1")
-        .bind(id)
-        .bind(&to)
-        .bind(&assignee)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO flag_history (flag_id, actor, status_from, status_to, assignee, note)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(id)
-    .bind(&principal.name)
-    .bind(&from)
-    .bind(&to)
-    .bind(&assignee)
-    .bind(&update.note)
-    .execute(&mut *tx)
-    .await?;
+    store::set_triage(&mut *tx, id, &to, assignee.as_deref()).await?;
+    let transition = Transition {
+        flag_id: id,
+        actor: &principal.name,
+        from: &from,
+        to: &to,
+        assignee: assignee.as_deref(),
+        note: update.note.as_deref(),
+    };
+    store::record_transition(&mut *tx, transition).await?;
     tx.commit().await?;
     Ok(Json(
         json!({ "id": id, "status": to, "assignee": assignee }),
@@ -131,11 +120,7 @@ pub async fn bulk(
         ));
     }
     let mut tx = state.pool.begin().await?;
-    let rows: Vec<(i64, String)> =
-        sqlx::query_as("SELECT id, status FROM flags WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind(&bulk.ids)
-            .fetch_all(&mut *tx)
-            .await?;
+    let rows = store::lock_statuses(&mut *tx, &bulk.ids).await?;
     let mut updated = Vec::new();
     let mut from = Vec::new();
     let mut skipped = Vec::new();
@@ -152,53 +137,29 @@ pub async fn bulk(
             skipped.push(json!({ "id": id, "reason": "not found" }));
         }
     }
-    sqlx::query("UPDATE flags SET status = $2 WHERE id = ANY($1)")
-        .bind(&updated)
-        .bind(&bulk.status)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO flag_history (flag_id, actor, status_from, status_to, note)
-         SELECT id, $3, status_from, $4, $5 FROM UNNEST($1::bigint[], $2::text[]) AS u(id, status_from)",
+    store::set_statuses(&mut *tx, &updated, &bulk.status).await?;
+    let note = bulk.note.as_deref();
+    store::record_bulk_transition(
+        &mut *tx,
+        &updated,
+        &from,
+        &principal.name,
+        &bulk.status,
+        note,
     )
-    .bind(&updated)
-    .bind(&from)
-    .bind(&principal.name)
-    .bind(&bulk.status)
-    .bind(&bulk.note)
-    .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(Json(json!({ "updated": updated, "skipped": skipped })))
-}
-
-#[derive(Serialize, sqlx::FromRow)]
-pub struct Change {
-    #[serde(with = "time::serde::rfc3339")]
-    changed_at: OffsetDateTime,
-    actor: String,
-    status_from: String,
-    status_to: String,
-    assignee: Option<String>,
-    note: Option<String>,
 }
 
 pub async fn history(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, Error> {
-    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM flags WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&state.pool)
-        .await?;
-    exists.ok_or(Error::NotFound)?;
-    let changes: Vec<Change> = sqlx::query_as(
-        "SELECT changed_at, actor, status_from, status_to, assignee, note
-         FROM flag_history WHERE flag_id = $1 ORDER BY id",
-    )
-    .bind(id)
-    .fetch_all(&state.pool)
-    .await?;
+    if !store::exists(&state.pool, id).await? {
+        return Err(Error::NotFound);
+    }
+    let changes = store::history(&state.pool, id).await?;
     Ok(Json(json!({ "id": id, "history": changes })))
 }
 
@@ -224,13 +185,14 @@ pub async fn reveal(
             "a reason of 3 to 500 characters is required",
         ));
     }
-    let row: Option<(String, String, Option<Vec<u8>>)> =
-        sqlx::query_as("SELECT event_id, content_mode, content FROM flags WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&state.pool)
-            .await?;
+    let row = store::sealed(&state.pool, id).await?;
     let target = id.to_string();
-    let Some((event_id, mode, stored)) = row else {
+    let Some(store::Sealed {
+        event_id,
+        content_mode: mode,
+        content: stored,
+    }) = row
+    else {
         // Probing for flag ids is itself worth a trail.
         audit::record(
             &state.pool,

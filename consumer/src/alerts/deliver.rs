@@ -26,7 +26,6 @@ pub struct Dispatcher<'a> {
 }
 
 /// A leased delivery.
-#[derive(sqlx::FromRow)]
 struct Leased {
     id: i64,
     key: String,
@@ -56,10 +55,10 @@ impl Failure {
 impl Dispatcher<'_> {
     /// Sends what is due at every destination; returns how many deliveries were attempted.
     pub async fn deliver_due(&self) -> Result<usize, Error> {
-        let destinations: Vec<String> = sqlx::query_scalar(
+        let destinations: Vec<String> = sqlx::query_scalar!(
             "SELECT DISTINCT destination_id FROM alert_deliveries
              WHERE status = 'pending' AND next_attempt_at <= now()
-               AND (lease_until IS NULL OR lease_until < now())",
+               AND (lease_until IS NULL OR lease_until < now())"
         )
         .fetch_all(self.pool)
         .await?;
@@ -73,14 +72,14 @@ impl Dispatcher<'_> {
     async fn deliver_to(&self, destination: &str) -> Result<usize, Error> {
         let lease = self.settings.http_timeout + Duration::from_secs(30);
         let mut tx = self.pool.begin().await?;
-        let found: Option<(String, Vec<u8>, i32)> = sqlx::query_as(
+        let found = sqlx::query!(
             "SELECT kind, sealed, max_per_minute FROM alert_destinations WHERE id = $1 FOR UPDATE",
+            destination
         )
-        .bind(destination)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((kind, sealed, max_per_minute)) = found else {
-            let gone = sqlx::query(
+        let Some(found) = found else {
+            let gone = sqlx::query!(
                 "WITH f AS (
                      UPDATE alert_deliveries SET status = 'failed', lease_until = NULL,
                             last_error = 'the destination was deleted'
@@ -88,24 +87,26 @@ impl Dispatcher<'_> {
                  )
                  UPDATE alert_groups SET open_delivery = NULL
                  WHERE open_delivery IN (SELECT id FROM f)",
+                destination
             )
-            .bind(destination)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
             tracing::warn!(%destination, groups = gone.rows_affected(), "deliveries to a deleted destination failed");
             return Ok(0);
         };
-        let used: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM alert_deliveries WHERE destination_id = $1
+        let (kind, sealed, max_per_minute) = (found.kind, found.sealed, found.max_per_minute);
+        let used = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "count!" FROM alert_deliveries WHERE destination_id = $1
                AND ((status = 'sent' AND sent_at > now() - interval '1 minute')
-                 OR (status = 'pending' AND lease_until > now()))",
+                 OR (status = 'pending' AND lease_until > now()))"#,
+            destination
         )
-        .bind(destination)
         .fetch_one(&mut *tx)
         .await?;
         let budget = (i64::from(max_per_minute) - used).max(0);
-        let leased: Vec<Leased> = sqlx::query_as(
+        let leased = sqlx::query_as!(
+            Leased,
             "UPDATE alert_deliveries SET lease_until = now() + make_interval(secs => $3),
                     attempts = attempts + 1
              WHERE id IN (
@@ -114,16 +115,16 @@ impl Dispatcher<'_> {
                    AND (lease_until IS NULL OR lease_until < now())
                  ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
              RETURNING id, key, route_id, route_version, group_key, flag_ids, suppressed, attempts",
+            destination,
+            budget,
+            lease.as_secs_f64()
         )
-        .bind(destination)
-        .bind(budget)
-        .bind(lease.as_secs_f64())
         .fetch_all(&mut *tx)
         .await?;
         // What the limit holds back waits for the minute's window to free, not a busy loop:
         // until the oldest send in the window is a minute old (or, when the window holds only
         // deliveries still in flight, a minute from now, as they are about to be sent).
-        let postponed = sqlx::query(
+        let postponed = sqlx::query!(
             "UPDATE alert_deliveries SET next_attempt_at = coalesce(
                  (SELECT min(sent_at) FROM alert_deliveries
                   WHERE destination_id = $1 AND status = 'sent'
@@ -131,8 +132,8 @@ impl Dispatcher<'_> {
                  now()) + interval '1 minute'
              WHERE destination_id = $1 AND status = 'pending' AND next_attempt_at <= now()
                AND (lease_until IS NULL OR lease_until < now())",
+            destination
         )
-        .bind(destination)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -175,13 +176,13 @@ impl Dispatcher<'_> {
         secret: &DestinationSecret,
     ) -> Result<(), Error> {
         let mut conn = self.pool.acquire().await?;
-        let definition: Option<serde_json::Value> = sqlx::query_scalar(
+        let definition: Option<serde_json::Value> = sqlx::query_scalar!(
             "SELECT definition FROM alert_route_versions
              WHERE route_id = $1 AND version = $2 AND definition IS NOT NULL
              ORDER BY seq DESC LIMIT 1",
+            &d.route_id,
+            d.route_version
         )
-        .bind(&d.route_id)
-        .bind(d.route_version)
         .fetch_optional(&mut *conn)
         .await?
         .flatten();
@@ -255,7 +256,7 @@ impl Dispatcher<'_> {
         let kind_label = kind.as_str();
         let failure = match outcome {
             Ok(status) => {
-                let latency: Option<i64> = sqlx::query_scalar(
+                let latency: Option<i64> = sqlx::query_scalar!(
                     "WITH s AS (
                          UPDATE alert_deliveries SET status = 'sent', sent_at = now(),
                                 lease_until = NULL, last_status = $2, last_error = NULL,
@@ -266,9 +267,9 @@ impl Dispatcher<'_> {
                          WHERE open_delivery IN (SELECT id FROM s)
                      )
                      SELECT latency_ms FROM s",
+                    d.id,
+                    i32::from(status)
                 )
-                .bind(d.id)
-                .bind(i32::from(status))
                 .fetch_optional(self.pool)
                 .await?
                 .flatten();
@@ -303,7 +304,7 @@ impl Dispatcher<'_> {
                     .alert(&self.metrics.alerts_failed, kind_label, "gave_up");
             }
             tracing::warn!(delivery = d.id, attempts = d.attempts, %error, "alert delivery failed for good");
-            sqlx::query(
+            sqlx::query!(
                 "WITH f AS (
                      UPDATE alert_deliveries SET status = 'failed', lease_until = NULL,
                             last_status = $2, last_error = $3
@@ -311,25 +312,25 @@ impl Dispatcher<'_> {
                  )
                  UPDATE alert_groups SET open_delivery = NULL
                  WHERE open_delivery IN (SELECT id FROM f)",
+                d.id,
+                status.map(i32::from),
+                &error
             )
-            .bind(d.id)
-            .bind(status.map(i32::from))
-            .bind(&error)
             .execute(self.pool)
             .await?;
             return Ok(());
         }
         let wait = self.backoff(d.attempts);
         tracing::info!(delivery = d.id, attempts = d.attempts, %error, retry_in = ?wait, "alert delivery failed; retrying");
-        sqlx::query(
+        sqlx::query!(
             "UPDATE alert_deliveries SET lease_until = NULL, last_status = $2, last_error = $3,
                     next_attempt_at = now() + make_interval(secs => $4)
              WHERE id = $1",
+            d.id,
+            status.map(i32::from),
+            &error,
+            wait.as_secs_f64()
         )
-        .bind(d.id)
-        .bind(status.map(i32::from))
-        .bind(&error)
-        .bind(wait.as_secs_f64())
         .execute(self.pool)
         .await?;
         Ok(())
@@ -337,13 +338,13 @@ impl Dispatcher<'_> {
 
     /// Gives leased deliveries back untried, to be taken again after `wait`.
     async fn release(&self, leased: &[Leased], wait: Duration) -> Result<(), Error> {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE alert_deliveries SET lease_until = NULL, attempts = attempts - 1,
                     next_attempt_at = now() + make_interval(secs => $2)
              WHERE id = ANY($1)",
+            &leased.iter().map(|d| d.id).collect::<Vec<_>>(),
+            wait.as_secs_f64()
         )
-        .bind(leased.iter().map(|d| d.id).collect::<Vec<_>>())
-        .bind(wait.as_secs_f64())
         .execute(self.pool)
         .await?;
         Ok(())

@@ -100,16 +100,19 @@ pub async fn run(
 async fn round(d: &deliver::Dispatcher<'_>) -> Result<(), Error> {
     while outbox::route_pending(d.pool, d.metrics).await? > 0 {}
     while d.deliver_due().await? > 0 {}
-    let (depth, oldest): (i64, Option<f64>) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM alert_outbox)
-              + (SELECT count(*) FROM alert_deliveries WHERE status = 'pending'),
-                extract(epoch FROM now() - least(
-                    (SELECT min(created_at) FROM alert_outbox),
-                    (SELECT min(created_at) FROM alert_deliveries WHERE status = 'pending')))::float8",
+    let backlog = sqlx::query!(
+        r#"SELECT (SELECT count(*) FROM alert_outbox)
+                  + (SELECT count(*) FROM alert_deliveries WHERE status = 'pending') AS "depth!",
+                  extract(epoch FROM now() - least(
+                      (SELECT min(created_at) FROM alert_outbox),
+                      (SELECT min(created_at) FROM alert_deliveries WHERE status = 'pending')
+                  ))::float8 AS oldest"#
     )
     .fetch_one(d.pool)
     .await?;
-    d.metrics.alert_outbox_depth.set(depth);
-    d.metrics.alert_outbox_oldest.set(oldest.unwrap_or(0.0));
+    d.metrics.alert_outbox_depth.set(backlog.depth);
+    d.metrics
+        .alert_outbox_oldest
+        .set(backlog.oldest.unwrap_or(0.0));
     Ok(())
 }

@@ -17,11 +17,11 @@ const CLAIM: i64 = 200;
 /// Routes up to [`CLAIM`] outbox rows in one transaction; returns how many were claimed.
 pub async fn route_pending(pool: &PgPool, metrics: &Metrics) -> Result<usize, Error> {
     let mut tx = pool.begin().await?;
-    let claimed: Vec<(i64, OffsetDateTime)> = sqlx::query_as(
+    let claimed = sqlx::query!(
         "SELECT flag_id, created_at FROM alert_outbox ORDER BY flag_id
          LIMIT $1 FOR UPDATE SKIP LOCKED",
+        CLAIM
     )
-    .bind(CLAIM)
     .fetch_all(&mut *tx)
     .await?;
     if claimed.is_empty() {
@@ -29,13 +29,17 @@ pub async fn route_pending(pool: &PgPool, metrics: &Metrics) -> Result<usize, Er
     }
     let (routes, versions) = load_routes(&mut tx).await?;
     let destinations: HashMap<String, String> =
-        sqlx::query_as("SELECT id, kind FROM alert_destinations")
+        sqlx::query!("SELECT id, kind FROM alert_destinations")
             .fetch_all(&mut *tx)
             .await?
             .into_iter()
+            .map(|d| (d.id, d.kind))
             .collect();
-    let ids: Vec<i64> = claimed.iter().map(|c| c.0).collect();
-    let committed_at: HashMap<i64, OffsetDateTime> = claimed.into_iter().collect();
+    let ids: Vec<i64> = claimed.iter().map(|c| c.flag_id).collect();
+    let committed_at: HashMap<i64, OffsetDateTime> = claimed
+        .into_iter()
+        .map(|c| (c.flag_id, c.created_at))
+        .collect();
     for flag in flags::load(&mut tx, &ids).await? {
         for r in route(&routes, &flag) {
             for destination in &r.definition.destinations {
@@ -53,8 +57,7 @@ pub async fn route_pending(pool: &PgPool, metrics: &Metrics) -> Result<usize, Er
             }
         }
     }
-    sqlx::query("DELETE FROM alert_outbox WHERE flag_id = ANY($1)")
-        .bind(&ids)
+    sqlx::query!("DELETE FROM alert_outbox WHERE flag_id = ANY($1)", &ids)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -72,13 +75,14 @@ struct Target<'a> {
 /// The stored routes in order, and their versions; a route that no longer compiles (it was
 /// valid when stored) is skipped and reported.
 async fn load_routes(conn: &mut PgConnection) -> Result<(Vec<Route>, HashMap<String, i32>), Error> {
-    let rows: Vec<(String, i32, serde_json::Value)> =
-        sqlx::query_as("SELECT id, version, definition FROM alert_routes ORDER BY position, id")
+    let rows =
+        sqlx::query!("SELECT id, version, definition FROM alert_routes ORDER BY position, id")
             .fetch_all(&mut *conn)
             .await?;
     let mut routes = Vec::with_capacity(rows.len());
     let mut versions = HashMap::with_capacity(rows.len());
-    for (id, version, definition) in rows {
+    for row in rows {
+        let (id, version, definition) = (row.id, row.version, row.definition);
         versions.insert(id.clone(), version);
         let compiled = serde_json::from_value::<RouteDefinition>(definition)
             .map_err(|e| e.to_string())
@@ -110,33 +114,36 @@ async fn enqueue(
         kind,
     } = *target;
     let group_key = route.group_key(flag);
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO alert_groups (route_id, destination_id, group_key) VALUES ($1, $2, $3)
          ON CONFLICT DO NOTHING",
+        route.id(),
+        destination,
+        &group_key
     )
-    .bind(route.id())
-    .bind(destination)
-    .bind(&group_key)
     .execute(&mut *tx)
     .await?;
-    let (open, recently_sent): (Option<i64>, bool) = sqlx::query_as(
-        "SELECT open_delivery, coalesce(last_sent_at + make_interval(secs => $4) > now(), false)
-         FROM alert_groups WHERE route_id = $1 AND destination_id = $2 AND group_key = $3
-         FOR UPDATE",
+    let group = sqlx::query!(
+        r#"SELECT open_delivery,
+                  coalesce(last_sent_at + make_interval(secs => $4) > now(), false)
+                      AS "recently_sent!"
+           FROM alert_groups WHERE route_id = $1 AND destination_id = $2 AND group_key = $3
+           FOR UPDATE"#,
+        route.id(),
+        destination,
+        &group_key,
+        route.definition.repeat_interval_secs as f64
     )
-    .bind(route.id())
-    .bind(destination)
-    .bind(&group_key)
-    .bind(route.definition.repeat_interval_secs as f64)
     .fetch_one(&mut *tx)
     .await?;
+    let (open, recently_sent) = (group.open_delivery, group.recently_sent);
     if let Some(open) = open {
-        let joined = sqlx::query(
+        let joined = sqlx::query!(
             "UPDATE alert_deliveries SET flag_ids = flag_ids || $2
              WHERE id = $1 AND status = 'pending' AND attempts = 0 AND lease_until IS NULL",
+            open,
+            &[flag.id] as &[i64]
         )
-        .bind(open)
-        .bind(flag.id)
         .execute(&mut *tx)
         .await?;
         if joined.rows_affected() == 1 {
@@ -144,19 +151,19 @@ async fn enqueue(
         }
     }
     if open.is_some() || recently_sent {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE alert_groups SET suppressed = suppressed + 1
              WHERE route_id = $1 AND destination_id = $2 AND group_key = $3",
+            route.id(),
+            destination,
+            &group_key
         )
-        .bind(route.id())
-        .bind(destination)
-        .bind(&group_key)
         .execute(&mut *tx)
         .await?;
         metrics.alert(&metrics.alerts_suppressed, kind, "repeat_interval");
         return Ok(());
     }
-    sqlx::query(
+    sqlx::query!(
         "WITH g AS (
              SELECT suppressed FROM alert_groups
              WHERE route_id = $1 AND destination_id = $2 AND group_key = $3
@@ -170,16 +177,16 @@ async fn enqueue(
          )
          UPDATE alert_groups SET open_delivery = (SELECT id FROM d), suppressed = 0
          WHERE route_id = $1 AND destination_id = $2 AND group_key = $3",
+        route.id(),
+        destination,
+        &group_key,
+        delivery_key(),
+        version,
+        kind,
+        flag.id,
+        route.definition.group_wait_secs as f64,
+        committed_at
     )
-    .bind(route.id())
-    .bind(destination)
-    .bind(&group_key)
-    .bind(delivery_key())
-    .bind(version)
-    .bind(kind)
-    .bind(flag.id)
-    .bind(route.definition.group_wait_secs as f64)
-    .bind(committed_at)
     .execute(&mut *tx)
     .await?;
     Ok(())

@@ -12,6 +12,7 @@ mod route;
 
 use std::net::IpAddr;
 
+use serde::Deserialize;
 use time::OffsetDateTime;
 
 pub use destination::{signature, DestinationKind, DestinationSecret};
@@ -20,10 +21,12 @@ pub use route::{route, Matchers, Route, RouteDefinition, GROUP_FIELDS};
 
 use crate::Severity;
 
-/// A stored flag as alerting sees it.
-#[derive(Debug, Clone)]
+/// A stored flag as alerting sees it: one row of the `alert_flags` view, which both the
+/// consumer's dispatcher and the API's dry-run read, so they cannot load it differently.
+#[derive(Debug, Clone, Deserialize)]
 pub struct AlertFlag {
     pub id: i64,
+    #[serde(with = "time::serde::rfc3339")]
     pub event_time: OffsetDateTime,
     pub score: u8,
     pub severity: Severity,
@@ -36,7 +39,7 @@ pub struct AlertFlag {
     pub detections: Vec<AlertDetection>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct AlertDetection {
     pub rule_id: String,
     pub rule_version: i32,
