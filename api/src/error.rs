@@ -1,6 +1,7 @@
 //! The one place errors become HTTP responses.
 
 use std::borrow::Cow;
+use std::panic::Location;
 
 use axum::extract::rejection::{
     JsonRejection, PathRejection, QueryRejection, RawPathParamsRejection,
@@ -41,8 +42,13 @@ pub enum Error {
     /// `statement_timeout`): the caller asked for too much at once.
     #[error("the query ran over its time limit; narrow the time range or the filters")]
     QueryTimeout,
-    #[error("database: {0}")]
-    Database(sqlx::Error),
+    /// `at` is where the failing statement ran (the `?` in its `store` function), so the
+    /// logged cause names the statement without the client learning anything.
+    #[error("database, at {at}: {source}")]
+    Database {
+        source: sqlx::Error,
+        at: &'static Location<'static>,
+    },
     #[error("{0}")]
     Schema(#[from] flagstream_migrations::Error),
     #[error("configuration: {0}")]
@@ -61,13 +67,17 @@ impl Error {
 }
 
 impl From<sqlx::Error> for Error {
+    #[track_caller]
     fn from(e: sqlx::Error) -> Self {
         // 57014: query_canceled, which is what statement_timeout raises.
         match &e {
             sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
                 Error::QueryTimeout
             }
-            _ => Error::Database(e),
+            _ => Error::Database {
+                source: e,
+                at: Location::caller(),
+            },
         }
     }
 }
@@ -126,7 +136,7 @@ impl IntoResponse for Error {
             Error::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Error::QueryTimeout => (StatusCode::SERVICE_UNAVAILABLE, "query_timeout"),
-            Error::Database(_) | Error::Schema(_) | Error::Config(_) | Error::Internal(_) => {
+            Error::Database { .. } | Error::Schema(_) | Error::Config(_) | Error::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         };

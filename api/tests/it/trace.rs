@@ -119,6 +119,14 @@ async fn a_server_error_is_logged_once_with_route_request_id_and_cause() {
             .contains("\"flags\" does not exist"),
         "{line}"
     );
+    // Where the failing statement ran: the flag search's page query.
+    assert!(
+        line["fields"]["cause"]
+            .as_str()
+            .unwrap()
+            .contains("at api/src/routes/flags.rs:"),
+        "{line}"
+    );
     assert_eq!(line["span"]["request_id"], "incident-7");
     assert_eq!(line["span"]["route"], "/api/v1/flags");
     assert_eq!(line["span"]["method"], "GET");
