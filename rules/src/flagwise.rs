@@ -26,9 +26,8 @@ use std::sync::LazyLock;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::Regex;
 
-use crate::matcher::{Found, REGEX_SIZE_LIMIT};
-use crate::ruleset::{Compiled, RuleSet};
-use crate::{Error, Field, RuleKind};
+use crate::matcher::{Admit, Found, REGEX_SIZE_LIMIT};
+use crate::{Error, Rule, RuleKind};
 
 #[derive(Debug, Clone)]
 struct PyRegex {
@@ -53,22 +52,22 @@ pub(crate) struct FlagwiseMatchers {
 /// Up to this many keywords, the substring finders run first; past it the automaton alone.
 const FINDERS_MAX: usize = 16;
 
-fn invalid(c: &Compiled, reason: String) -> Error {
+fn invalid(c: &Rule, reason: String) -> Error {
     Error::InvalidRule {
-        rule_id: c.rule.id.clone(),
+        rule_id: c.id.clone(),
         reason,
     }
 }
 
 impl FlagwiseMatchers {
-    pub fn build(rules: &[Compiled]) -> Result<FlagwiseMatchers, Error> {
+    pub fn build(rules: &[&Rule]) -> Result<FlagwiseMatchers, Error> {
         let mut m = FlagwiseMatchers::default();
         let mut needles = Vec::new();
-        for (index, c) in rules.iter().enumerate() {
-            if !c.rule.dialect.is_flagwise() {
+        for (index, &c) in rules.iter().enumerate() {
+            if !c.dialect.is_flagwise() {
                 continue;
             }
-            match &c.rule.kind {
+            match &c.kind {
                 RuleKind::Keyword { keywords, .. } => {
                     for k in keywords {
                         if k.is_empty() {
@@ -137,15 +136,8 @@ impl FlagwiseMatchers {
     }
 
     /// Appends the FlagWise-dialect matches in `text` (the raw field text) to `out`.
-    pub fn find(
-        &self,
-        set: &RuleSet,
-        text: &str,
-        field: Field,
-        active: &[bool],
-        out: &mut Vec<Found>,
-    ) {
-        let keep = |rule: usize, s: usize, e: usize| set.keeps(rule, field, active, &text[s..e]);
+    pub fn find(&self, admit: &impl Admit, text: &str, out: &mut Vec<Found>) {
+        let keep = |rule: usize, s: usize, e: usize| admit.keeps(rule, &text[s..e]);
         let ascii = text.is_ascii();
         if let Some(ac) = &self.keywords {
             // Overlapping, so one rule's keyword inside another's ("secret" in
@@ -176,7 +168,7 @@ impl FlagwiseMatchers {
         }
         let folded = (!ascii).then(|| python_regex_text(text));
         for r in &self.regexes {
-            if !set.allowed(r.rule, field, active) {
+            if !admit.applies(r.rule) {
                 continue;
             }
             let spans: Vec<(usize, usize)> = match (&r.ascii, ascii) {

@@ -1,17 +1,12 @@
 //! The compiled text matchers behind a [`RuleSet`]: one automaton for every keyword, one
 //! RegexSet for every regex, and the built-in detectors the rules reference.
 
-use std::sync::LazyLock;
-
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
-use crate::detector::injection::{InjectionScanner, Source};
-use crate::detector::pii::{self, PiiKind};
-use crate::detector::secrets::SecretScanner;
-use crate::ruleset::{Compiled, RuleSet};
+use crate::detector::{self, Detector, Finding, Input, Source};
 use crate::text::{Encoding, Smuggling};
-use crate::{Error, Field, RuleKind};
+use crate::{Error, Field, Rule, RuleKind};
 
 /// Compiled-size cap per regex (and for the set): bounds memory and build time, and
 /// refuses the patterns that would make the lazy DFA thrash.
@@ -37,6 +32,15 @@ pub(crate) struct Hit {
 /// A match: (rule index, start, end, built-in detector id).
 pub(crate) type Found = (usize, usize, usize, Option<&'static str>);
 
+/// Which matches count. The rule set decides; the matchers know rules only by index.
+pub(crate) trait Admit {
+    /// Whether `rule` applies to the text being matched at all.
+    fn applies(&self, rule: usize) -> bool;
+    /// Whether a match of `rule` on `matched` counts (the rule applies and no exception
+    /// allows the text).
+    fn keeps(&self, rule: usize, matched: &str) -> bool;
+}
+
 #[derive(Debug, Clone)]
 struct Keyword {
     rule: usize,
@@ -56,55 +60,77 @@ struct Pattern {
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Matchers {
-    /// Keyword literals, followed by the injection anchors when the set has both: one
-    /// automaton pass then serves the two, which is most of the cost on clean prose.
+    /// Keyword literals, followed by the anchors of the detectors in use when the set has
+    /// both: one automaton pass then serves them all, which is most of the cost on clean
+    /// prose.
     keywords: Option<AhoCorasick>,
     keyword_meta: Vec<Keyword>,
-    anchors_in_keywords: bool,
     regex_set: Option<RegexSet>,
     patterns: Vec<Pattern>,
-    /// Rules interested in each secret format / injection family / PII kind.
-    secrets: Option<(&'static SecretScanner, Vec<Vec<usize>>)>,
-    injection: Option<(&'static InjectionScanner, Vec<Vec<usize>>)>,
-    pii: Vec<(PiiKind, Vec<usize>)>,
+    /// The built-in detectors some rule uses.
+    detectors: Vec<Enabled>,
+    /// Rules interested in each kind of smuggled Unicode.
     smuggling: [Vec<usize>; 3],
 }
 
-/// The scanners are compiled once per process, not per rule set: a reload or a dry-run of a
-/// single rule should not pay for compiling forty secret formats again.
-static SECRETS: LazyLock<SecretScanner> = LazyLock::new(SecretScanner::new);
-static INJECTION: LazyLock<InjectionScanner> = LazyLock::new(InjectionScanner::new);
+/// A built-in detector in use, and the rules interested in each of its ids.
+#[derive(Clone)]
+struct Enabled {
+    detector: &'static dyn Detector,
+    ids: Vec<&'static str>,
+    rules: Vec<Vec<usize>>,
+    /// The index of its first anchor among the keyword automaton's patterns, when its
+    /// anchors are searched there.
+    anchors_at: Option<usize>,
+}
+
+impl std::fmt::Debug for Enabled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enabled")
+            .field("ids", &self.ids)
+            .field("rules", &self.rules)
+            .field("anchors_at", &self.anchors_at)
+            .finish()
+    }
+}
 
 /// Every built-in detector id.
 pub fn detector_ids() -> Vec<&'static str> {
-    let mut ids: Vec<&'static str> = SECRETS.ids().collect();
-    ids.extend(INJECTION.ids());
-    ids.extend(PiiKind::ALL.iter().map(|k| k.id()));
+    let mut ids: Vec<&'static str> = detector::all().iter().flat_map(|d| d.ids()).collect();
     ids.extend(Smuggling::ALL.iter().map(|s| s.id()));
     ids
 }
 
-fn invalid(c: &Compiled, reason: String) -> Error {
+fn invalid(rule: &Rule, reason: String) -> Error {
     Error::InvalidRule {
-        rule_id: c.rule.id.clone(),
+        rule_id: rule.id.clone(),
         reason,
     }
 }
 
 impl Matchers {
-    pub fn build(rules: &[Compiled]) -> Result<Matchers, Error> {
+    pub fn build(rules: &[&Rule]) -> Result<Matchers, Error> {
         let mut m = Matchers::default();
         let mut literals: Vec<String> = Vec::new();
         let mut regex_sources: Vec<String> = Vec::new();
-        let (secrets, injection) = (&*SECRETS, &*INJECTION);
-        let mut secret_rules = vec![Vec::new(); secrets.ids().count()];
-        let mut injection_rules = vec![Vec::new(); injection.ids().count()];
-        for (index, c) in rules.iter().enumerate() {
-            if c.rule.dialect.is_flagwise() {
+        let mut detectors: Vec<Enabled> = detector::all()
+            .into_iter()
+            .map(|detector| {
+                let ids = detector.ids();
+                Enabled {
+                    detector,
+                    rules: vec![Vec::new(); ids.len()],
+                    ids,
+                    anchors_at: None,
+                }
+            })
+            .collect();
+        for (index, &c) in rules.iter().enumerate() {
+            if c.dialect.is_flagwise() {
                 // Matched by `FlagwiseMatchers`, on the raw text.
                 continue;
             }
-            match &c.rule.kind {
+            match &c.kind {
                 RuleKind::Keyword {
                     keywords,
                     case_sensitive,
@@ -170,25 +196,12 @@ impl Matchers {
                 RuleKind::Detector { detector } => {
                     let glob = crate::condition::Glob::new(detector);
                     let mut any = false;
-                    for (i, id) in secrets.ids().enumerate() {
-                        if glob.matches(id) {
-                            secret_rules[i].push(index);
-                            any = true;
-                        }
-                    }
-                    for (i, id) in injection.ids().enumerate() {
-                        if glob.matches(id) {
-                            injection_rules[i].push(index);
-                            any = true;
-                        }
-                    }
-                    for kind in PiiKind::ALL {
-                        if glob.matches(kind.id()) {
-                            match m.pii.iter_mut().find(|(k, _)| *k == kind) {
-                                Some((_, r)) => r.push(index),
-                                None => m.pii.push((kind, vec![index])),
+                    for d in &mut detectors {
+                        for (i, id) in d.ids.iter().enumerate() {
+                            if glob.matches(id) {
+                                d.rules[i].push(index);
+                                any = true;
                             }
-                            any = true;
                         }
                     }
                     for (i, kind) in Smuggling::ALL.iter().enumerate() {
@@ -210,15 +223,21 @@ impl Matchers {
                 _ => {}
             }
         }
-        let with_anchors = !literals.is_empty() && injection_rules.iter().any(|r| !r.is_empty());
+        detectors.retain(|d| d.rules.iter().any(|r| !r.is_empty()));
         if !literals.is_empty() {
             let mut builder = AhoCorasickBuilder::new();
             let mut needles: Vec<&[u8]> = literals.iter().map(|l| l.as_bytes()).collect();
-            if with_anchors {
+            for d in &mut detectors {
+                let anchors = d.detector.anchors();
+                if !anchors.is_empty() {
+                    d.anchors_at = Some(needles.len());
+                    needles.extend(anchors.iter().map(Vec::as_slice));
+                }
+            }
+            if needles.len() > literals.len() {
                 // Hundreds of short caseless needles: a DFA visits each byte once (see
                 // the injection scanner).
                 builder.kind(Some(AhoCorasickKind::DFA));
-                needles.extend(injection.needles().iter().map(Vec::as_slice));
             }
             m.keywords = Some(
                 builder
@@ -227,7 +246,6 @@ impl Matchers {
                     .build(&needles)
                     .map_err(|e| Error::InvalidPack(format!("keyword automaton: {e}")))?,
             );
-            m.anchors_in_keywords = with_anchors;
         }
         if !regex_sources.is_empty() {
             m.regex_set = Some(
@@ -238,18 +256,13 @@ impl Matchers {
                     .map_err(|e| Error::InvalidPack(format!("regex set: {e}")))?,
             );
         }
-        if secret_rules.iter().any(|r| !r.is_empty()) {
-            m.secrets = Some((secrets, secret_rules));
-        }
-        if injection_rules.iter().any(|r| !r.is_empty()) {
-            m.injection = Some((injection, injection_rules));
-        }
+        m.detectors = detectors;
         Ok(m)
     }
 
     fn add_regex(
         &mut self,
-        c: &Compiled,
+        c: &Rule,
         rule: usize,
         source: String,
         whole_word: bool,
@@ -280,35 +293,27 @@ impl Matchers {
         &self.smuggling[i]
     }
 
-    /// Appends (rule, start, end, detector) for every match in `text` of a rule allowed on
-    /// `field`.
-    pub fn find(
-        &self,
-        set: &RuleSet,
-        text: &str,
-        field: Field,
-        active: &[bool],
-        out: &mut Vec<Found>,
-    ) {
-        let keep = |rule: usize, s: usize, e: usize| set.keeps(rule, field, active, &text[s..e]);
+    /// Appends (rule, start, end, detector) for every match in `text` (of `field`) that
+    /// `admit` keeps.
+    pub fn find(&self, admit: &impl Admit, text: &str, field: Field, out: &mut Vec<Found>) {
+        let keep = |rule: usize, s: usize, e: usize| admit.keeps(rule, &text[s..e]);
         // Alone, the keyword automaton runs its prefilter (`is_match`) first and the
         // overlapping search, which steps every byte, only on the rare text that holds a
-        // keyword. With the injection anchors folded in, one overlapping pass collects both;
-        // anchors are kept non-overlapping, as the scanner's own search would report them.
-        let mut anchors = Vec::new();
+        // keyword. With detector anchors folded in, one overlapping pass collects both;
+        // each detector's anchors are kept non-overlapping, as its own search would report
+        // them.
+        let folded = self.detectors.iter().any(|d| d.anchors_at.is_some());
+        let mut anchors: Vec<Vec<(usize, usize, usize)>> = Vec::new();
         let keywords = self
             .keywords
             .as_ref()
-            .filter(|ac| self.anchors_in_keywords || ac.is_match(text));
+            .filter(|ac| folded || ac.is_match(text));
         if let Some(ac) = keywords {
-            let mut next_anchor = 0;
+            anchors.resize(self.detectors.len(), Vec::new());
             for m in ac.find_overlapping_iter(text) {
-                let (s, e) = (m.start(), m.end());
-                let Some(k) = self.keyword_meta.get(m.pattern().as_usize()) else {
-                    if s >= next_anchor {
-                        next_anchor = e;
-                        anchors.push((m.pattern().as_usize() - self.keyword_meta.len(), s, e));
-                    }
+                let (s, e, p) = (m.start(), m.end(), m.pattern().as_usize());
+                let Some(k) = self.keyword_meta.get(p) else {
+                    self.push_anchor(&mut anchors, p, s, e);
                     continue;
                 };
                 if k.exact.as_deref().is_some_and(|x| x != &text[s..e])
@@ -324,7 +329,7 @@ impl Matchers {
         if let Some(set_) = &self.regex_set {
             for i in set_.matches(text).iter() {
                 let p = &self.patterns[i];
-                if !set.allowed(p.rule, field, active) {
+                if !admit.applies(p.rule) {
                     continue;
                 }
                 for m in p.regex.find_iter(text).take(MAX_REGEX_MATCHES) {
@@ -335,53 +340,56 @@ impl Matchers {
                 }
             }
         }
-        let mut spans = Vec::new();
-        if let Some((scanner, rules)) = &self.secrets {
-            scanner.scan(text, &mut spans);
-            for &(f, s, e) in &spans {
-                for &rule in &rules[usize::from(f)] {
-                    if keep(rule, s, e) {
-                        out.push((rule, s, e, Some(scanner.id(f))));
-                    }
-                }
-            }
-            spans.clear();
-        }
-        if let Some((scanner, rules)) = &self.injection {
-            // What the model reads or wrote is a document; what the user or operator wrote
-            // is not (`Field::Any` keeps the stricter reading).
-            let source = match field {
-                Field::Response | Field::ToolArgs => Source::Document,
-                _ => Source::User,
-            };
-            if self.anchors_in_keywords {
-                scanner.scan_anchors(text, source, anchors, &mut spans);
-            } else {
-                scanner.scan(text, source, &mut spans);
-            }
-            for &(f, s, e) in &spans {
-                for &rule in &rules[usize::from(f)] {
-                    if keep(rule, s, e) {
-                        out.push((rule, s, e, Some(scanner.id(f))));
-                    }
-                }
-            }
-        }
-        let mut digit_runs = None;
-        let mut pii_spans = Vec::new();
-        for (kind, rules) in &self.pii {
-            if !rules.iter().any(|&r| set.allowed(r, field, active)) {
+        // What the model reads or wrote is a document; what the user or operator wrote
+        // is not (`Field::Any` keeps the stricter reading).
+        let source = match field {
+            Field::Response | Field::ToolArgs => Source::Document,
+            _ => Source::User,
+        };
+        let mut findings: Vec<Finding> = Vec::new();
+        for (slot, d) in self.detectors.iter().enumerate() {
+            let wanted = |id: usize| d.rules[id].iter().any(|&r| admit.applies(r));
+            if !(0..d.rules.len()).any(wanted) {
                 continue;
             }
-            pii_spans.clear();
-            let runs = digit_runs.get_or_insert_with(|| pii::digit_runs(text));
-            pii::scan_with(*kind, text, runs, &mut pii_spans);
-            for &(s, e) in &pii_spans {
-                for &rule in rules {
+            let input = Input {
+                text,
+                source,
+                anchors: d
+                    .anchors_at
+                    .map(|_| anchors.get(slot).map_or(&[][..], Vec::as_slice)),
+            };
+            findings.clear();
+            d.detector.scan(&input, &wanted, &mut findings);
+            for &(id, s, e) in &findings {
+                for &rule in &d.rules[id] {
                     if keep(rule, s, e) {
-                        out.push((rule, s, e, Some(kind.id())));
+                        out.push((rule, s, e, Some(d.ids[id])));
                     }
                 }
+            }
+        }
+    }
+
+    /// Records automaton pattern `p`, a detector anchor, for the detector it belongs to,
+    /// unless it overlaps that detector's previous anchor.
+    fn push_anchor(
+        &self,
+        anchors: &mut [Vec<(usize, usize, usize)>],
+        p: usize,
+        s: usize,
+        e: usize,
+    ) {
+        let owner = self
+            .detectors
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, d)| d.anchors_at.filter(|&at| p >= at).map(|at| (slot, at)))
+            .max_by_key(|&(_, at)| at);
+        if let Some((slot, at)) = owner {
+            let list = &mut anchors[slot];
+            if list.last().is_none_or(|&(_, _, end)| s >= end) {
+                list.push((p - at, s, e));
             }
         }
     }

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use crate::condition::{any_glob, Cidr, Glob};
 use crate::flagwise::FlagwiseMatchers;
-use crate::matcher::{Hit, Matchers};
+use crate::matcher::{Admit, Hit, Matchers};
 use crate::text::{decoded_runs, Cleaned, Encoding, DECODE_BUDGET, MAX_DEPTH};
 use crate::verdict::excerpt;
 use crate::{
@@ -142,8 +142,9 @@ impl RuleSet {
             }
             compiled.push(compile(rule)?);
         }
-        let matchers = Matchers::build(&compiled)?;
-        let flagwise = FlagwiseMatchers::build(&compiled)?;
+        let rules: Vec<&Rule> = compiled.iter().map(|c| &c.rule).collect();
+        let matchers = Matchers::build(&rules)?;
+        let flagwise = FlagwiseMatchers::build(&rules)?;
         let native_text = compiled
             .iter()
             .any(|c| matches!(c.check, Check::Text) && c.rule.dialect.is_native());
@@ -210,8 +211,12 @@ impl RuleSet {
     fn scan_field(&self, field: Field, original: &str, active: &[bool], hits: &mut Vec<Hit>) {
         if !self.flagwise.is_empty() {
             let mut found = Vec::new();
-            self.flagwise
-                .find(self, original, field, active, &mut found);
+            let scope = Scope {
+                set: self,
+                field,
+                active,
+            };
+            self.flagwise.find(&scope, original, &mut found);
             hits.extend(found.into_iter().map(|(rule, start, end, detector)| Hit {
                 rule,
                 field,
@@ -240,8 +245,12 @@ impl RuleSet {
             }
         }
         let mut raw = Vec::new();
-        self.matchers
-            .find(self, &cleaned.text, field, active, &mut raw);
+        let scope = Scope {
+            set: self,
+            field,
+            active,
+        };
+        self.matchers.find(&scope, &cleaned.text, field, &mut raw);
         for (rule, s, e, detector) in raw.drain(..) {
             let (start, end) = cleaned.original_span(s, e);
             hits.push(Hit {
@@ -295,7 +304,12 @@ impl RuleSet {
         hits: &mut Vec<Hit>,
     ) {
         let mut raw = Vec::new();
-        self.matchers.find(self, text, field, active, &mut raw);
+        let scope = Scope {
+            set: self,
+            field,
+            active,
+        };
+        self.matchers.find(&scope, text, field, &mut raw);
         for (rule, _, _, detector) in raw {
             hits.push(Hit {
                 rule,
@@ -464,6 +478,23 @@ pub(crate) fn field_text(event: &Event, field: Field) -> Option<Cow<'_, str>> {
         Field::SrcIp => Some(Cow::Owned(event.src_ip.to_string())),
         Field::User => event.user.as_deref().map(Cow::Borrowed),
         Field::Any => None,
+    }
+}
+
+/// The rules of a set that are active on one field, as the matchers see them.
+struct Scope<'a> {
+    set: &'a RuleSet,
+    field: Field,
+    active: &'a [bool],
+}
+
+impl Admit for Scope<'_> {
+    fn applies(&self, rule: usize) -> bool {
+        self.set.allowed(rule, self.field, self.active)
+    }
+
+    fn keeps(&self, rule: usize, matched: &str) -> bool {
+        self.set.keeps(rule, self.field, self.active, matched)
     }
 }
 

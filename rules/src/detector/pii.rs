@@ -55,6 +55,35 @@ impl PiiKind {
     }
 }
 
+/// The personal-data detector: every [`PiiKind`], its ids in `PiiKind::ALL` order.
+pub struct Pii;
+
+impl super::Detector for Pii {
+    fn ids(&self) -> Vec<&'static str> {
+        PiiKind::ALL.iter().map(|k| k.id()).collect()
+    }
+
+    fn scan(
+        &self,
+        input: &super::Input<'_>,
+        wanted: &dyn Fn(usize) -> bool,
+        out: &mut Vec<super::Finding>,
+    ) {
+        // The digit runs are shared by the kinds that need them, and found only if one does.
+        let mut runs = None;
+        let mut spans = Vec::new();
+        for (i, kind) in PiiKind::ALL.into_iter().enumerate() {
+            if !wanted(i) {
+                continue;
+            }
+            spans.clear();
+            let runs = runs.get_or_insert_with(|| digit_runs(input.text));
+            scan_with(kind, input.text, runs, &mut spans);
+            out.extend(spans.iter().map(|&(s, e)| (i, s, e)));
+        }
+    }
+}
+
 /// Appends the byte spans of every valid `kind` value in `text`, sorted, non-overlapping,
 /// on char boundaries.
 pub fn scan(kind: PiiKind, text: &str, out: &mut Vec<(usize, usize)>) {
