@@ -28,7 +28,17 @@ use crate::Error;
 
 /// Roles, least to most privileged: each can do everything the ones before it can.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -57,7 +67,7 @@ impl Role {
 }
 
 /// An authenticated caller.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Principal {
     /// The username, or `key:<prefix>` for an API key.
     pub name: String,

@@ -3,8 +3,9 @@
 use ::time::OffsetDateTime;
 use axum::extract::State;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::time;
 use crate::auth::{hash_password, new_key, ClientIp, Principal, Role};
@@ -36,19 +37,36 @@ async fn audited(
     .await
 }
 
-pub async fn list_users(State(state): State<AppState>) -> Result<Json<Value>, Error> {
-    let users: Vec<Value> = store::list(&state.pool)
-        .await?
-        .into_iter()
-        .map(|u| {
-            json!({ "username": u.username, "role": u.role, "disabled": u.disabled,
-                    "created_at": time::json(Some(u.created_at)) })
-        })
-        .collect();
-    Ok(Json(json!({ "users": users })))
+#[derive(Serialize, ToSchema)]
+pub struct Users {
+    users: Vec<User>,
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, ToSchema)]
+pub struct User {
+    username: String,
+    role: String,
+    disabled: bool,
+    /// Absent in the answer to a change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_at: Option<String>,
+}
+
+pub async fn list_users(State(state): State<AppState>) -> Result<Json<Users>, Error> {
+    let users = store::list(&state.pool)
+        .await?
+        .into_iter()
+        .map(|u| User {
+            username: u.username,
+            role: u.role,
+            disabled: u.disabled,
+            created_at: Some(time::format(u.created_at)),
+        })
+        .collect();
+    Ok(Json(Users { users }))
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     username: String,
@@ -61,7 +79,7 @@ pub async fn create_user(
     principal: Principal,
     ClientIp(ip): ClientIp,
     Body(user): Body<NewUser>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<User>, Error> {
     users::create(&state.pool, &user.username, user.password, user.role, false).await?;
     audited(
         &state,
@@ -72,12 +90,15 @@ pub async fn create_user(
         json!({ "role": user.role }),
     )
     .await?;
-    Ok(Json(
-        json!({ "username": user.username, "role": user.role, "disabled": false }),
-    ))
+    Ok(Json(User {
+        username: user.username,
+        role: user.role.as_str().to_owned(),
+        disabled: false,
+        created_at: None,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserChange {
     role: Option<Role>,
@@ -91,7 +112,7 @@ pub async fn update_user(
     ClientIp(ip): ClientIp,
     Path(username): Path<String>,
     Body(change): Body<UserChange>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<User>, Error> {
     if username == principal.name && (change.disabled == Some(true) || change.role.is_some()) {
         return Err(Error::Conflict(
             "admins cannot disable themselves or change their own role".into(),
@@ -131,25 +152,51 @@ pub async fn update_user(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(
-        json!({ "username": username, "role": role, "disabled": disabled }),
-    ))
+    Ok(Json(User {
+        username,
+        role,
+        disabled,
+        created_at: None,
+    }))
 }
 
-pub async fn list_keys(State(state): State<AppState>) -> Result<Json<Value>, Error> {
-    let keys: Vec<Value> = store::keys(&state.pool)
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeys {
+    api_keys: Vec<ApiKey>,
+}
+
+/// A key as listed: its prefix, never the key.
+#[derive(Serialize, ToSchema)]
+pub struct ApiKey {
+    id: i64,
+    name: String,
+    prefix: String,
+    role: String,
+    created_by: String,
+    created_at: String,
+    expires_at: Option<String>,
+    revoked_at: Option<String>,
+}
+
+pub async fn list_keys(State(state): State<AppState>) -> Result<Json<ApiKeys>, Error> {
+    let api_keys = store::keys(&state.pool)
         .await?
         .into_iter()
-        .map(|k| {
-            json!({ "id": k.id, "name": k.name, "prefix": k.prefix, "role": k.role,
-                    "created_by": k.created_by, "created_at": time::json(Some(k.created_at)),
-                    "expires_at": time::json(k.expires_at), "revoked_at": time::json(k.revoked_at) })
+        .map(|k| ApiKey {
+            id: k.id,
+            name: k.name,
+            prefix: k.prefix,
+            role: k.role,
+            created_by: k.created_by,
+            created_at: time::format(k.created_at),
+            expires_at: k.expires_at.map(time::format),
+            revoked_at: k.revoked_at.map(time::format),
         })
         .collect();
-    Ok(Json(json!({ "api_keys": keys })))
+    Ok(Json(ApiKeys { api_keys }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
     name: String,
@@ -164,7 +211,7 @@ pub async fn create_key(
     principal: Principal,
     ClientIp(ip): ClientIp,
     Body(new): Body<NewApiKey>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<CreatedKey>, Error> {
     if new.name.trim().is_empty() || new.name.len() > 128 {
         return Err(Error::invalid("name", "a key name is 1 to 128 characters"));
     }
@@ -191,10 +238,32 @@ pub async fn create_key(
         json!({ "role": new.role, "name": new.name }),
     )
     .await?;
-    Ok(Json(json!({
-        "id": id, "name": new.name, "prefix": key.prefix, "role": new.role,
-        "expires_at": time::json(expires), "key": key.key,
-    })))
+    Ok(Json(CreatedKey {
+        id,
+        name: new.name,
+        prefix: key.prefix,
+        role: new.role,
+        expires_at: expires.map(time::format),
+        key: key.key,
+    }))
+}
+
+/// A new key: the only time the key itself is shown.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedKey {
+    id: i64,
+    name: String,
+    prefix: String,
+    role: Role,
+    expires_at: Option<String>,
+    key: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RevokedKey {
+    id: i64,
+    prefix: String,
+    revoked: bool,
 }
 
 pub async fn revoke_key(
@@ -202,7 +271,7 @@ pub async fn revoke_key(
     principal: Principal,
     ClientIp(ip): ClientIp,
     Path(id): Path<i64>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<RevokedKey>, Error> {
     let prefix = store::revoke_key(&state.pool, id)
         .await?
         .ok_or(Error::NotFound)?;
@@ -215,5 +284,9 @@ pub async fn revoke_key(
         json!({ "id": id }),
     )
     .await?;
-    Ok(Json(json!({ "id": id, "prefix": prefix, "revoked": true })))
+    Ok(Json(RevokedKey {
+        id,
+        prefix,
+        revoked: true,
+    }))
 }

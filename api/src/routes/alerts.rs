@@ -8,7 +8,11 @@ use std::collections::BTreeSet;
 use axum::extract::State;
 use axum::Json;
 use flagstream_rules::alert::{Matchers, Route, RouteDefinition};
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use super::{Deleted, Document};
 use sqlx::{Postgres, Transaction};
 
 use crate::auth::{ClientIp, Principal};
@@ -160,9 +164,15 @@ async fn record(
 }
 
 /// All routes in evaluation order; equal positions are ordered by id.
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, Error> {
+#[derive(Serialize, ToSchema)]
+pub struct Routes {
+    /// In evaluation order.
+    routes: Vec<RouteRow>,
+}
+
+pub async fn list(State(state): State<AppState>) -> Result<Json<Routes>, Error> {
     let routes = store::routes(&state.pool).await?;
-    Ok(Json(json!({ "routes": routes })))
+    Ok(Json(Routes { routes }))
 }
 
 pub async fn get(
@@ -178,7 +188,7 @@ pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
     ClientIp(ip): ClientIp,
-    Body(body): Body<Value>,
+    Body(Document(body)): Body<Document>,
 ) -> Result<Json<RouteRow>, Error> {
     let (route, position) = parse(body)?;
     let definition = &route.definition;
@@ -201,7 +211,7 @@ pub async fn replace(
     principal: Principal,
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
-    Body(body): Body<Value>,
+    Body(Document(body)): Body<Document>,
 ) -> Result<Json<RouteRow>, Error> {
     let (route, position) = parse(body)?;
     let definition = &route.definition;
@@ -223,7 +233,7 @@ pub async fn delete(
     principal: Principal,
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<Deleted>, Error> {
     let mut tx = state.pool.begin().await?;
     let version = store::delete_route(&mut *tx, &id).await?;
     let version = version.ok_or(Error::NotFound)?;
@@ -241,31 +251,48 @@ pub async fn delete(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(json!({ "deleted": id })))
+    Ok(Json(Deleted { deleted: id }))
 }
 
 /// Every version, newest first; a deletion has no definition.
 pub async fn versions(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<RouteVersions>, Error> {
     let rows = store::route_versions(&state.pool, &id).await?;
     if rows.is_empty() {
         return Err(Error::NotFound);
     }
-    let versions: Vec<Value> = rows
+    let versions = rows
         .into_iter()
-        .map(|v| {
-            json!({
-                "seq": v.seq,
-                "version": v.version,
-                "position": v.position,
-                "changed_at": super::time::format(v.changed_at),
-                "changed_by": v.changed_by,
-                "deleted": v.definition.is_none(),
-                "definition": v.definition,
-            })
+        .map(|v| RouteVersion {
+            seq: v.seq,
+            version: v.version,
+            position: v.position,
+            changed_at: super::time::format(v.changed_at),
+            changed_by: v.changed_by,
+            deleted: v.definition.is_none(),
+            definition: v.definition.map(Document),
         })
         .collect();
-    Ok(Json(json!({ "id": id, "versions": versions })))
+    Ok(Json(RouteVersions { id, versions }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RouteVersions {
+    id: String,
+    /// Newest first.
+    versions: Vec<RouteVersion>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RouteVersion {
+    seq: i64,
+    version: i32,
+    position: Option<i32>,
+    changed_at: String,
+    changed_by: Option<String>,
+    deleted: bool,
+    /// Null for a deletion.
+    definition: Option<Document>,
 }

@@ -1,7 +1,7 @@
 use axum::extract::State;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::extract::Params;
 use crate::state::AppState;
@@ -22,7 +22,7 @@ pub struct AuditQuery {
 pub async fn list(
     State(state): State<AppState>,
     Params(q): Params<AuditQuery>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<AuditPage>, Error> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1_000).contains(&limit) {
         return Err(Error::invalid("limit", "limit must be between 1 and 1000"));
@@ -38,5 +38,16 @@ pub async fn list(
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.id))
         .flatten();
-    Ok(Json(json!({ "entries": rows, "next_before": next })))
+    Ok(Json(AuditPage {
+        entries: rows,
+        next_before: next,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditPage {
+    /// Newest first.
+    entries: Vec<store::Row>,
+    /// Pass as `before` for the next page; null on the last.
+    next_before: Option<i64>,
 }

@@ -1,7 +1,8 @@
 use axum::extract::State;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::auth::{verify_password, ClientIp, Principal, Role};
 use crate::extract::Body;
@@ -10,7 +11,7 @@ use crate::store::audit::{self, Entry};
 use crate::store::users as store;
 use crate::{users, Error};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     username: String,
@@ -23,7 +24,7 @@ pub async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     Body(login): Body<Login>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<Session>, Error> {
     // Only a name that could exist is looked up or audited, so the audit log cannot be
     // filled with junk by someone without an account.
     users::check_username(&login.username)?;
@@ -84,12 +85,22 @@ pub async fn login(
         },
     )
     .await?;
-    Ok(Json(json!({
-        "token": token,
-        "token_type": "Bearer",
-        "expires_at": expires_at,
-        "role": role,
-    })))
+    Ok(Json(Session {
+        token,
+        token_type: "Bearer",
+        expires_at,
+        role,
+    }))
+}
+
+/// A login's token.
+#[derive(Serialize, ToSchema)]
+pub struct Session {
+    token: String,
+    token_type: &'static str,
+    /// Unix time, in seconds.
+    expires_at: u64,
+    role: Role,
 }
 
 pub async fn me(principal: Principal) -> Json<Principal> {

@@ -3,8 +3,9 @@
 
 use axum::extract::State;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
 
 use super::alerts::MAX_ID;
 use crate::auth::{ClientIp, Principal};
@@ -33,7 +34,7 @@ pub struct DeliveryQuery {
 pub async fn list(
     State(state): State<AppState>,
     Params(q): Params<DeliveryQuery>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<Deliveries>, Error> {
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(Error::invalid(
@@ -70,7 +71,18 @@ pub async fn list(
     } else {
         None
     };
-    Ok(Json(json!({ "deliveries": rows, "next_cursor": next })))
+    Ok(Json(Deliveries {
+        deliveries: rows,
+        next_cursor: next,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Deliveries {
+    /// Newest first.
+    deliveries: Vec<Delivery>,
+    /// Pass as `before` for the next page; null on the last.
+    next_cursor: Option<i64>,
 }
 
 /// Puts a failed delivery back in the queue, due now, with a fresh attempt budget.

@@ -8,6 +8,9 @@ use axum::Json;
 use flagstream_rules::alert::{DestinationKind, DestinationSecret};
 use flagstream_rules::content::Keyring;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::Deleted;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
@@ -23,7 +26,7 @@ const MAX_URL: usize = 2048;
 const MAX_SECRET: usize = 512;
 
 /// A destination as the API shows it: never the URL or the secret.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct DestinationRow {
     id: String,
     kind: String,
@@ -58,7 +61,7 @@ impl DestinationRow {
 }
 
 /// The body of a create or replace. Deliberately not `Debug`: it holds the URL and secret.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Destination {
     /// Required to create; when replacing, it must match the path if given.
@@ -190,13 +193,18 @@ async fn record(
     .await
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, Error> {
+#[derive(Serialize, ToSchema)]
+pub struct Destinations {
+    destinations: Vec<DestinationRow>,
+}
+
+pub async fn list(State(state): State<AppState>) -> Result<Json<Destinations>, Error> {
     let destinations: Vec<DestinationRow> = store::destinations(&state.pool)
         .await?
         .into_iter()
         .map(|r| DestinationRow::opened(r, state.keys.as_ref()))
         .collect();
-    Ok(Json(json!({ "destinations": destinations })))
+    Ok(Json(Destinations { destinations }))
 }
 
 pub async fn create(
@@ -267,7 +275,7 @@ pub async fn delete(
     principal: Principal,
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<Deleted>, Error> {
     let mut tx = state.pool.begin().await?;
     // Locked first: a route being created with it holds a share lock, so this waits for
     // that route and then sees it below.
@@ -294,5 +302,5 @@ pub async fn delete(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(json!({ "deleted": id })))
+    Ok(Json(Deleted { deleted: id }))
 }

@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-use super::endpoints;
+use super::{endpoints, Response200};
 
 pub async fn openapi() -> Json<Value> {
     Json(document())
@@ -14,6 +14,10 @@ pub async fn openapi() -> Json<Value> {
 
 pub fn document() -> Value {
     let mut paths = Map::new();
+    let mut schemas = Vec::new();
+    let error =
+        json!({ "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } });
+    let fails = |description: &str| json!({ "description": description, "content": error });
     for e in endpoints() {
         let params: Vec<Value> = e
             .path
@@ -21,30 +25,76 @@ pub fn document() -> Value {
             .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
             .collect();
+        let ok = match e.response {
+            Response200::Json(body) => {
+                (body.collect)(&mut schemas);
+                json!({ "description": "OK", "content": { "application/json": {
+                    "schema": { "$ref": format!("#/components/schemas/{}", (body.name)()) } } } })
+            }
+            Response200::Other(media) => {
+                json!({ "description": "OK", "content": { media: { "schema": { "type": "string" } } } })
+            }
+        };
+        // Every failure the API can answer with, each with the one error body.
         let mut responses = json!({
-            "200": { "description": "OK" },
-            "422": { "description": "Invalid input", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+            "200": ok,
+            "400": fails("Malformed request: unreadable query string, body or header"),
+            "408": fails("The request took longer than the API allows"),
+            "422": fails("Invalid input; `field` names the offending one"),
+            "429": fails("Too many requests from this client; see Retry-After"),
+            "503": fails("The database is unavailable, or the query ran over its time limit"),
+            "500": fails("Internal error (logged with the request id)"),
         });
+        if !params.is_empty() {
+            responses["404"] = fails("No such resource");
+        }
+        if e.path == "/ready" {
+            // Not ready is a 503 with the same report.
+            responses["503"] = responses["200"].clone();
+            responses["503"]["description"] = "Not ready".into();
+        }
         let mut op = json!({
             "summary": e.summary,
             "operationId": format!("{} {}", e.method, e.path),
             "tags": [e.path.trim_start_matches("/api/v1/").split('/').next().unwrap_or("")],
             "parameters": params,
         });
+        if let Some(body) = e.request {
+            (body.collect)(&mut schemas);
+            op["requestBody"] = json!({ "required": true, "content": { "application/json": {
+                "schema": { "$ref": format!("#/components/schemas/{}", (body.name)()) } } } });
+            responses["409"] = fails("Conflicts with the current state");
+            responses["413"] = fails("Body too large");
+            responses["415"] = fails("Body is not JSON");
+        } else if e.method != "GET" {
+            responses["409"] = fails("Conflicts with the current state");
+        }
         match e.role {
             Some(role) => {
                 op["security"] = json!([{ "bearer": [] }, { "apiKey": [] }]);
                 op["x-required-role"] = json!(role);
-                responses["401"] =
-                    json!({ "description": "Missing, invalid or expired credentials" });
-                responses["403"] =
-                    json!({ "description": format!("Needs the {} role", role.as_str()) });
+                responses["401"] = fails("Missing, invalid or expired credentials");
+                responses["403"] = fails(&format!("Needs the {} role", role.as_str()));
             }
             None => op["security"] = json!([]),
         }
         op["responses"] = responses;
         paths.entry(e.path).or_insert_with(|| json!({}))[e.method.to_ascii_lowercase()] = op;
     }
+    let mut components: Map<String, Value> = schemas
+        .into_iter()
+        .map(|(name, schema)| (name, serde_json::to_value(schema).unwrap_or(Value::Null)))
+        .collect();
+    components.insert(
+        "Error".into(),
+        json!({
+            "type": "object",
+            "properties": { "error": { "type": "object", "properties": {
+                "code": { "type": "string" }, "message": { "type": "string" }, "field": { "type": "string" } },
+                "required": ["code", "message"] } },
+            "required": ["error"],
+        }),
+    );
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -58,14 +108,7 @@ pub fn document() -> Value {
                 "bearer": { "type": "http", "scheme": "bearer", "description": "A JWT from /api/v1/auth/login, or an API key" },
                 "apiKey": { "type": "apiKey", "in": "header", "name": "X-API-Key" },
             },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "properties": { "error": { "type": "object", "properties": {
-                        "code": { "type": "string" }, "message": { "type": "string" }, "field": { "type": "string" } },
-                        "required": ["code", "message"] } },
-                },
-            },
+            "schemas": components,
         },
     })
 }

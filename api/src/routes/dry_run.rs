@@ -7,9 +7,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::Json;
 use flagstream_rules::alert::{AlertFlag, DestinationKind, Message, Route, RouteDefinition};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::PgPool;
+use utoipa::ToSchema;
 
 use crate::auth::{ClientIp, Principal};
 use crate::extract::Path;
@@ -17,7 +18,7 @@ use crate::state::AppState;
 use crate::store::audit::{self, Entry};
 use crate::{store, Error};
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DryRun {
     /// Without it, the newest flag.
@@ -33,7 +34,7 @@ pub async fn test(
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<Rendered>, Error> {
     let body = body.map_err(|r| Error::Rejected {
         status: r.status(),
         message: r.body_text(),
@@ -62,7 +63,7 @@ pub async fn test(
         suppressed: 0,
         api_base_url: state.alert_api_base_url.as_deref(),
     };
-    let messages: Vec<Value> = route
+    let messages: Vec<RenderedMessage> = route
         .definition
         .destinations
         .iter()
@@ -70,19 +71,31 @@ pub async fn test(
             let kind = kinds
                 .iter()
                 .find(|(id, _)| id == destination)
-                .and_then(|(_, kind)| DestinationKind::ALL.into_iter().find(|k| k.as_str() == kind));
+                .and_then(|(_, kind)| {
+                    DestinationKind::ALL
+                        .into_iter()
+                        .find(|k| k.as_str() == kind)
+                });
             let body = match kind {
                 Some(DestinationKind::Webhook) => message.webhook(),
                 Some(DestinationKind::Slack) => message.slack(),
                 Some(DestinationKind::Alertmanager) => message.alertmanager(),
                 None => Value::Null,
             };
-            json!({ "destination": destination, "kind": kind.map(DestinationKind::as_str), "body": body })
+            RenderedMessage {
+                destination: destination.clone(),
+                kind: kind.map(DestinationKind::as_str),
+                body,
+            }
         })
         .collect();
     let [flag] = &flags;
     let matched = route.matches(flag);
-    let considered: Vec<&str> = route.rule_ids(flag).into_iter().collect();
+    let considered = route
+        .rule_ids(flag)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     audit::record(
         &state.pool,
         Entry {
@@ -95,14 +108,34 @@ pub async fn test(
         },
     )
     .await?;
-    Ok(Json(json!({
-        "route": id,
-        "flag_id": flag.id,
-        "matched": matched,
-        "considered_rules": considered,
-        "group_key": group_key,
-        "messages": messages,
-    })))
+    Ok(Json(Rendered {
+        flag_id: flag.id,
+        route: id,
+        matched,
+        considered_rules: considered,
+        group_key,
+        messages,
+    }))
+}
+
+/// What the route would do with the flag.
+#[derive(Serialize, ToSchema)]
+pub struct Rendered {
+    route: String,
+    flag_id: i64,
+    matched: bool,
+    /// The flag's rules the route's matchers look at.
+    considered_rules: Vec<String>,
+    group_key: String,
+    messages: Vec<RenderedMessage>,
+}
+
+/// The body one destination would receive; null for a destination that no longer exists.
+#[derive(Serialize, ToSchema)]
+pub struct RenderedMessage {
+    destination: String,
+    kind: Option<&'static str>,
+    body: Value,
 }
 
 /// Flag `id`, or the newest flag.

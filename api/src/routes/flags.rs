@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use sqlx::types::Json as SqlJson;
 use sqlx::{PgExecutor, Postgres, QueryBuilder};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use super::filter::{Cursor, Filter, FlagQuery};
 use crate::auth::{ClientIp, Principal};
@@ -22,7 +23,7 @@ const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 500;
 const EXPORT_PAGE: i64 = 1_000;
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Flag {
     pub id: i64,
     pub event_id: String,
@@ -50,7 +51,35 @@ pub struct Flag {
     pub assignee: Option<String>,
     pub rule_set_version: i64,
     pub content_mode: String,
+    #[schema(value_type = Vec<FlagDetection>)]
     pub detections: SqlJson<Value>,
+}
+
+/// One detection of a flag, as `detections` holds it (built in SQL, documented here).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct FlagDetection {
+    rule_id: String,
+    rule_version: i32,
+    field: String,
+    start: i32,
+    end: i32,
+    /// Redacted: never the full match.
+    excerpt: String,
+    detector: Option<String>,
+    decoded_from: Option<String>,
+    shadow: bool,
+}
+
+/// A page of the flag search.
+#[derive(Serialize, ToSchema)]
+pub struct FlagPage {
+    flags: Vec<Flag>,
+    /// Pass as `cursor` for the next page; null on the last.
+    next_cursor: Option<String>,
+    /// With `count=true`: how many flags match in all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<i64>,
 }
 
 const SELECT: &str =
@@ -90,7 +119,7 @@ pub async fn page(
 pub async fn list(
     State(state): State<AppState>,
     Params(query): Params<FlagQuery>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<FlagPage>, Error> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(Error::invalid(
@@ -101,14 +130,18 @@ pub async fn list(
     let filter = Filter::parse(&query)?;
     let mut tx = state.heavy_read().await?;
     let (flags, next) = page(&mut *tx, &filter, limit).await?;
-    let mut body = json!({ "flags": flags, "next_cursor": next.map(|c| c.encode()) });
-    if query.count == Some(true) {
+    let total = if query.count == Some(true) {
         let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM flags f");
         filter.push_where(&mut qb, false)?;
-        let total: i64 = qb.build_query_scalar().fetch_one(&mut *tx).await?;
-        body["total"] = total.into();
-    }
-    Ok(Json(body))
+        Some(qb.build_query_scalar().fetch_one(&mut *tx).await?)
+    } else {
+        None
+    };
+    Ok(Json(FlagPage {
+        flags,
+        next_cursor: next.map(|c| c.encode()),
+        total,
+    }))
 }
 
 pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Flag>, Error> {

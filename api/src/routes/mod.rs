@@ -29,6 +29,8 @@ use axum::routing::{on, MethodFilter};
 use axum::{Extension, Router};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::ToSchema;
 
 use crate::auth::{authorize, Role};
 use crate::state::AppState;
@@ -42,6 +44,49 @@ pub struct Endpoint {
     /// None: open to anyone (health, login, documentation).
     pub role: Option<Role>,
     pub summary: &'static str,
+    /// The JSON body it reads, if any.
+    pub request: Option<Body>,
+    /// What a success returns: a JSON body's schema, or another media type.
+    pub response: Response200,
+}
+
+/// A JSON body's schema, for the OpenAPI document: its name and every schema it needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Body {
+    pub name: fn() -> std::borrow::Cow<'static, str>,
+    pub collect: fn(&mut Vec<(String, RefOr<Schema>)>),
+}
+
+impl Body {
+    fn of<T: ToSchema>() -> Body {
+        Body {
+            name: T::name,
+            collect: |out| {
+                out.push((T::name().into_owned(), T::schema()));
+                T::schemas(out);
+            },
+        }
+    }
+}
+
+/// The answer to a DELETE: the id of what is gone.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct Deleted {
+    pub deleted: String,
+}
+
+/// A JSON document whose shape the engine defines (a rule, a pack, an event, a verdict),
+/// validated by the engine rather than by the schema.
+#[derive(Debug, serde::Serialize, serde::Deserialize, ToSchema)]
+#[serde(transparent)]
+pub struct Document(pub serde_json::Value);
+
+/// A successful response.
+#[derive(Debug, Clone, Copy)]
+pub enum Response200 {
+    Json(Body),
+    /// Not JSON: this media type, as text.
+    Other(&'static str),
 }
 
 struct Table {
@@ -81,7 +126,33 @@ impl Table {
             path,
             role,
             summary,
+            request: None,
+            response: Response200::Other("application/json"),
         });
+        self
+    }
+
+    /// The last endpoint added reads a `T` as its JSON body.
+    fn takes<T: ToSchema>(mut self) -> Table {
+        if let Some(e) = self.endpoints.last_mut() {
+            e.request = Some(Body::of::<T>());
+        }
+        self
+    }
+
+    /// The last endpoint added returns a `T` as JSON.
+    fn returns<T: ToSchema>(mut self) -> Table {
+        if let Some(e) = self.endpoints.last_mut() {
+            e.response = Response200::Json(Body::of::<T>());
+        }
+        self
+    }
+
+    /// The last endpoint added returns a body of this media type.
+    fn returns_media(mut self, media: &'static str) -> Table {
+        if let Some(e) = self.endpoints.last_mut() {
+            e.response = Response200::Other(media);
+        }
         self
     }
 }
@@ -93,52 +164,99 @@ fn table() -> Table {
     let open = None;
     Table { router: Router::new(), endpoints: Vec::new() }
     .add("GET", "/health", open, "Liveness", health::health)
+    .returns::<health::Health>()
     .add("GET", "/ready", open, "Readiness: database and migrations", health::ready)
+    .returns::<health::Readiness>()
     .add("GET", "/api/v1/openapi.json", open, "This API's OpenAPI document", docs::openapi)
+    .returns::<Document>()
     .add("GET", "/api/v1/docs", open, "API documentation page", docs::page)
+    .returns_media("text/html")
     .add("GET", "/api/v1/docs.js", open, "Script of the documentation page", docs::script)
+    .returns_media("text/javascript")
     .add("POST", "/api/v1/auth/login", open, "Log in with username and password; returns a JWT", auth::login)
+    .takes::<auth::Login>().returns::<auth::Session>()
     .add("GET", "/api/v1/auth/me", Some(Viewer), "The caller: name, role, credential kind", auth::me)
+    .returns::<crate::auth::Principal>()
     .add("GET", "/api/v1/flags", Some(Viewer), "Search flags (filters, cursor pagination)", flags::list)
+    .returns::<flags::FlagPage>()
     .add("GET", "/api/v1/flags/export", Some(Analyst), "Export flags as NDJSON or CSV (streamed, never content)", flags::export)
+    .returns_media("application/x-ndjson")
     .add("POST", "/api/v1/flags/bulk", Some(Analyst), "Change the triage status of many flags", triage::bulk)
+    .takes::<triage::Bulk>().returns::<triage::BulkResult>()
     .add("GET", "/api/v1/flags/{id}", Some(Viewer), "One flag with its detections", flags::get)
+    .returns::<flags::Flag>()
     .add("PATCH", "/api/v1/flags/{id}", Some(Analyst), "Triage a flag: status, assignee, note", triage::update)
+    .takes::<triage::Update>().returns::<triage::Triaged>()
     .add("GET", "/api/v1/flags/{id}/history", Some(Viewer), "Triage history of a flag", triage::history)
+    .returns::<triage::History>()
     .add("POST", "/api/v1/flags/{id}/reveal", Some(Analyst), "Decrypt a flag's prompt and response (audited, reason required)", triage::reveal)
+    .takes::<triage::Reveal>().returns::<triage::Revealed>()
     .add("GET", "/api/v1/rules", Some(Viewer), "Current rules", rules::list)
+    .returns::<rules::RuleList>()
     .add("POST", "/api/v1/rules", Some(Admin), "Create a rule (validated by compiling it)", rules::create)
+    .takes::<Document>().returns::<Document>()
     .add("GET", "/api/v1/rules/templates", Some(Viewer), "Built-in rule packs", rules::templates)
+    .returns::<rules::Templates>()
     .add("POST", "/api/v1/rules/test", Some(Analyst), "Dry-run a draft rule or the active set on sample events", rules::test)
+    .takes::<rules::Test>().returns::<rules::TestResult>()
     .add("GET", "/api/v1/rules/{id}", Some(Viewer), "One rule", rules::get)
+    .returns::<Document>()
     .add("PUT", "/api/v1/rules/{id}", Some(Admin), "Replace a rule (new version)", rules::replace)
+    .takes::<Document>().returns::<Document>()
     .add("PATCH", "/api/v1/rules/{id}", Some(Admin), "Enable, disable or change the mode of a rule (new version)", rules::patch)
+    .takes::<rules::Toggle>().returns::<Document>()
     .add("DELETE", "/api/v1/rules/{id}", Some(Admin), "Delete a rule (kept in its history)", rules::delete)
+    .returns::<Deleted>()
     .add("GET", "/api/v1/rules/{id}/versions", Some(Viewer), "Every version of a rule", rules::versions)
+    .returns::<rules::RuleVersions>()
     .add("GET", "/api/v1/rules/{id}/diff", Some(Viewer), "Differences between two versions (?from=SEQ&to=SEQ)", rules::diff)
+    .returns::<rules::RuleDiff>()
     .add("POST", "/api/v1/rules/{id}/restore", Some(Admin), "Restore a version as the newest", rules::restore)
+    .takes::<rules::Restore>().returns::<Document>()
     .add("GET", "/api/v1/stats/summary", Some(Viewer), "Counts, top rules, models, providers and sources, rates", stats::summary)
+    .returns::<stats::Summary>()
     .add("GET", "/api/v1/stats/timeseries", Some(Viewer), "Traffic and flags per time bucket", stats::timeseries)
+    .returns::<stats::Timeseries>()
     .add("GET", "/api/v1/admin/users", Some(Admin), "List users", admin::list_users)
+    .returns::<admin::Users>()
     .add("POST", "/api/v1/admin/users", Some(Admin), "Create a user", admin::create_user)
+    .takes::<admin::NewUser>().returns::<admin::User>()
     .add("PATCH", "/api/v1/admin/users/{username}", Some(Admin), "Change a user's role, password or disabled flag", admin::update_user)
+    .takes::<admin::UserChange>().returns::<admin::User>()
     .add("GET", "/api/v1/admin/api-keys", Some(Admin), "List API keys (prefixes only)", admin::list_keys)
+    .returns::<admin::ApiKeys>()
     .add("POST", "/api/v1/admin/api-keys", Some(Admin), "Create an API key; the key is shown once", admin::create_key)
+    .takes::<admin::NewApiKey>().returns::<admin::CreatedKey>()
     .add("DELETE", "/api/v1/admin/api-keys/{id}", Some(Admin), "Revoke an API key", admin::revoke_key)
+    .returns::<admin::RevokedKey>()
     .add("GET", "/api/v1/alerts/routes", Some(Analyst), "Alert routes in evaluation order", alerts::list)
+    .returns::<alerts::Routes>()
     .add("POST", "/api/v1/alerts/routes", Some(Admin), "Create an alert route (validated by compiling it)", alerts::create)
+    .takes::<Document>().returns::<crate::store::alerts::RouteRow>()
     .add("GET", "/api/v1/alerts/routes/{id}", Some(Analyst), "One alert route", alerts::get)
+    .returns::<crate::store::alerts::RouteRow>()
     .add("PUT", "/api/v1/alerts/routes/{id}", Some(Admin), "Replace an alert route (new version)", alerts::replace)
+    .takes::<Document>().returns::<crate::store::alerts::RouteRow>()
     .add("DELETE", "/api/v1/alerts/routes/{id}", Some(Admin), "Delete an alert route (kept in its history)", alerts::delete)
+    .returns::<Deleted>()
     .add("GET", "/api/v1/alerts/routes/{id}/versions", Some(Analyst), "Every version of an alert route", alerts::versions)
+    .returns::<alerts::RouteVersions>()
     .add("POST", "/api/v1/alerts/routes/{id}/test", Some(Admin), "Dry-run a route on a stored flag: match, group, rendered messages (sends nothing)", dry_run::test)
+    .returns::<dry_run::Rendered>()
     .add("GET", "/api/v1/alerts/destinations", Some(Admin), "Alert destinations (display URL only, never the URL or secret)", destinations::list)
+    .returns::<destinations::Destinations>()
     .add("POST", "/api/v1/alerts/destinations", Some(Admin), "Create an alert destination (URL and secret sealed)", destinations::create)
+    .takes::<destinations::Destination>().returns::<destinations::DestinationRow>()
     .add("PUT", "/api/v1/alerts/destinations/{id}", Some(Admin), "Replace an alert destination (new version; URL required again)", destinations::replace)
+    .takes::<destinations::Destination>().returns::<destinations::DestinationRow>()
     .add("DELETE", "/api/v1/alerts/destinations/{id}", Some(Admin), "Delete an alert destination no route uses", destinations::delete)
+    .returns::<Deleted>()
     .add("GET", "/api/v1/alerts/deliveries", Some(Analyst), "The alert delivery log (filters, cursor pagination)", deliveries::list)
+    .returns::<deliveries::Deliveries>()
     .add("POST", "/api/v1/alerts/deliveries/{id}/resend", Some(Admin), "Queue a failed alert delivery again", deliveries::resend)
+    .returns::<crate::store::deliveries::Delivery>()
     .add("GET", "/api/v1/audit", Some(Admin), "The audit log", audit::list)
+    .returns::<audit::AuditPage>()
 }
 
 /// Every endpoint, for the OpenAPI document and the role matrix.

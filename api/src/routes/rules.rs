@@ -7,8 +7,11 @@ use std::collections::BTreeSet;
 use axum::extract::State;
 use axum::Json;
 use flagstream_rules::{Event, Mode, Pack, Rule, RuleKind, RuleSet};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use super::{Deleted, Document};
 use sqlx::{Postgres, Transaction};
 
 use crate::auth::{ClientIp, Principal};
@@ -100,26 +103,32 @@ fn to_value(rule: &Rule) -> Result<Value, Error> {
     serde_json::to_value(rule).map_err(|e| Error::Internal(e.to_string()))
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, Error> {
-    let rules: Vec<Value> = store::list(&state.pool)
+#[derive(Serialize, ToSchema)]
+pub struct RuleList {
+    /// Rule definitions, each with `updated_at` and `updated_by`.
+    rules: Vec<Document>,
+}
+
+pub async fn list(State(state): State<AppState>) -> Result<Json<RuleList>, Error> {
+    let rules = store::list(&state.pool)
         .await?
         .into_iter()
         .map(with_meta)
         .collect();
-    Ok(Json(json!({ "rules": rules })))
+    Ok(Json(RuleList { rules }))
 }
 
-fn with_meta(stored: store::Stored) -> Value {
+fn with_meta(stored: store::Stored) -> Document {
     let mut definition = stored.definition;
     definition["updated_at"] = super::time::format(stored.updated_at).into();
     definition["updated_by"] = stored.updated_by.into();
-    definition
+    Document(definition)
 }
 
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<Document>, Error> {
     let stored = store::get(&state.pool, &id).await?;
     Ok(Json(with_meta(stored.ok_or(Error::NotFound)?)))
 }
@@ -144,7 +153,7 @@ async fn save(
     ip: Option<std::net::IpAddr>,
     action: &str,
     rule: &Rule,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<Document>, Error> {
     store::upsert(&mut *tx, &rule.id, &to_value(rule)?, &principal.name).await?;
     audit::record(
         &mut *tx,
@@ -159,15 +168,15 @@ async fn save(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(to_value(rule)?))
+    Ok(Json(Document(to_value(rule)?)))
 }
 
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
     ClientIp(ip): ClientIp,
-    Body(definition): Body<Value>,
-) -> Result<Json<Value>, Error> {
+    Body(Document(definition)): Body<Document>,
+) -> Result<Json<Document>, Error> {
     let mut rule = validate(definition)?;
     compile(&state, &rule).await?;
     let mut tx = state.pool.begin().await?;
@@ -187,8 +196,8 @@ pub async fn replace(
     principal: Principal,
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
-    Body(definition): Body<Value>,
-) -> Result<Json<Value>, Error> {
+    Body(Document(definition)): Body<Document>,
+) -> Result<Json<Document>, Error> {
     let mut rule = validate(definition)?;
     if rule.id != id {
         return Err(Error::invalid("id", "the rule's id must match the path"));
@@ -201,10 +210,12 @@ pub async fn replace(
     save(tx, &principal, ip, "rule.update", &rule).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Toggle {
     enabled: Option<bool>,
+    /// `enforce` or `shadow`.
+    #[schema(value_type = Option<String>)]
     mode: Option<Mode>,
 }
 
@@ -214,7 +225,7 @@ pub async fn patch(
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     Body(toggle): Body<Toggle>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<Document>, Error> {
     let mut tx = state.pool.begin().await?;
     let mut rule = current(&mut tx, &id).await?.ok_or(Error::NotFound)?;
     if let Some(enabled) = toggle.enabled {
@@ -232,7 +243,7 @@ pub async fn delete(
     principal: Principal,
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<Deleted>, Error> {
     let mut tx = state.pool.begin().await?;
     // The trigger records who deleted it from the row's updated_by.
     store::sign(&mut *tx, &id, &principal.name).await?;
@@ -252,31 +263,52 @@ pub async fn delete(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(json!({ "deleted": id })))
+    Ok(Json(Deleted { deleted: id }))
 }
 
 pub async fn versions(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<RuleVersions>, Error> {
     let rows = store::versions(&state.pool, &id).await?;
     if rows.is_empty() {
         return Err(Error::NotFound);
     }
-    let versions: Vec<Value> = rows
+    let versions = rows
         .into_iter()
-        .map(|v| {
-            json!({
-                "seq": v.seq,
-                "changed_at": super::time::format(v.changed_at),
-                "changed_by": v.changed_by,
-                "deleted": v.definition.is_none(),
-                "version": v.definition.as_ref().and_then(|d| d.get("version")).cloned(),
-                "definition": v.definition,
-            })
+        .map(|v| RuleVersion {
+            seq: v.seq,
+            changed_at: super::time::format(v.changed_at),
+            changed_by: v.changed_by,
+            deleted: v.definition.is_none(),
+            version: v
+                .definition
+                .as_ref()
+                .and_then(|d| d.get("version"))
+                .and_then(Value::as_u64),
+            definition: v.definition.map(Document),
         })
         .collect();
-    Ok(Json(json!({ "id": id, "versions": versions })))
+    Ok(Json(RuleVersions { id, versions }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RuleVersions {
+    id: String,
+    /// Newest first.
+    versions: Vec<RuleVersion>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RuleVersion {
+    /// Pass as `from`/`to` to the diff, or `seq` to restore.
+    seq: i64,
+    changed_at: String,
+    changed_by: Option<String>,
+    deleted: bool,
+    version: Option<u64>,
+    /// Null for a deletion.
+    definition: Option<Document>,
 }
 
 async fn version(state: &AppState, id: &str, seq: i64) -> Result<Option<Value>, Error> {
@@ -297,7 +329,7 @@ pub async fn diff(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Params(q): Params<DiffQuery>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<RuleDiff>, Error> {
     let from = version(&state, &id, q.from).await?.unwrap_or(Value::Null);
     let to = version(&state, &id, q.to).await?.unwrap_or(Value::Null);
     let keys: BTreeSet<&String> = [&from, &to]
@@ -305,17 +337,42 @@ pub async fn diff(
         .filter_map(|v| v.as_object())
         .flat_map(|o| o.keys())
         .collect();
-    let changes: Vec<Value> = keys
+    let changes = keys
         .into_iter()
         .filter(|k| from.get(k.as_str()) != to.get(k.as_str()))
-        .map(|k| json!({ "field": k, "from": from.get(k.as_str()), "to": to.get(k.as_str()) }))
+        .map(|k| FieldChange {
+            field: k.clone(),
+            from: from.get(k.as_str()).cloned(),
+            to: to.get(k.as_str()).cloned(),
+        })
         .collect();
-    Ok(Json(
-        json!({ "id": id, "from": q.from, "to": q.to, "changes": changes }),
-    ))
+    Ok(Json(RuleDiff {
+        id,
+        from: q.from,
+        to: q.to,
+        changes,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, ToSchema)]
+pub struct RuleDiff {
+    id: String,
+    from: i64,
+    to: i64,
+    changes: Vec<FieldChange>,
+}
+
+/// A top-level field of the definition that differs; null where it is absent.
+#[derive(Serialize, ToSchema)]
+pub struct FieldChange {
+    field: String,
+    #[schema(value_type = Option<Object>)]
+    from: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    to: Option<Value>,
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Restore {
     seq: i64,
@@ -328,7 +385,7 @@ pub async fn restore(
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     Body(restore): Body<Restore>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<Document>, Error> {
     let definition = version(&state, &id, restore.seq)
         .await?
         .ok_or_else(|| Error::invalid("seq", "that version is a deletion"))?;
@@ -341,20 +398,45 @@ pub async fn restore(
     save(tx, &principal, ip, "rule.restore", &rule).await
 }
 
-pub async fn templates() -> Result<Json<Value>, Error> {
+#[derive(Serialize, ToSchema)]
+pub struct Templates {
+    /// Every built-in pack with its rules.
+    #[schema(value_type = Vec<Object>)]
+    packs: Vec<Pack>,
+}
+
+pub async fn templates() -> Result<Json<Templates>, Error> {
     let packs = Pack::names()
         .map(|name| Pack::builtin(name).map_err(|e| Error::Internal(e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(json!({ "packs": packs })))
+    Ok(Json(Templates { packs }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Test {
     /// A draft rule; without it the active set from the database is used.
+    #[schema(value_type = Option<Object>)]
     rule: Option<Value>,
+    /// Events as the gateways publish them.
+    #[schema(value_type = Vec<Object>)]
     events: Vec<Value>,
     threshold: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TestResult {
+    /// Per event, in order: `{event_id, verdict}` or `{error}`.
+    #[schema(value_type = Vec<Object>)]
+    verdicts: Vec<Value>,
+    /// Stored rules left out because they do not parse or compile.
+    rejected_rules: Vec<Rejected>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Rejected {
+    id: String,
+    error: String,
 }
 
 /// Evaluates sample events without storing anything. Compiling and scanning run as one job
@@ -362,7 +444,7 @@ pub struct Test {
 pub async fn test(
     State(state): State<AppState>,
     Body(test): Body<Test>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<TestResult>, Error> {
     if test.events.is_empty() || test.events.len() > MAX_TEST_EVENTS {
         return Err(Error::invalid(
             "events",
@@ -405,19 +487,23 @@ pub async fn test(
         })
         .await??;
     rejected.extend(more_rejected);
-    Ok(Json(
-        json!({ "verdicts": verdicts, "rejected_rules": rejected }),
-    ))
+    Ok(Json(TestResult {
+        verdicts,
+        rejected_rules: rejected,
+    }))
 }
 
 /// The rules that compile on their own, as one set, and the ones that do not.
-fn split(rules: Vec<Rule>) -> Result<(RuleSet, Vec<Value>), Error> {
+fn split(rules: Vec<Rule>) -> Result<(RuleSet, Vec<Rejected>), Error> {
     let mut good = Vec::new();
     let mut rejected = Vec::new();
     for rule in rules {
         match RuleSet::build(vec![rule.clone()]) {
             Ok(_) => good.push(rule),
-            Err(e) => rejected.push(json!({ "id": rule.id, "error": e.to_string() })),
+            Err(e) => rejected.push(Rejected {
+                id: rule.id,
+                error: e.to_string(),
+            }),
         }
     }
     let set = RuleSet::build(good).map_err(|e| Error::invalid("rule", e.to_string()))?;
@@ -425,14 +511,17 @@ fn split(rules: Vec<Rule>) -> Result<(RuleSet, Vec<Value>), Error> {
 }
 
 /// The stored rules the consumer would run; ones that do not parse are reported.
-async fn active(state: &AppState) -> Result<(Vec<Rule>, Vec<Value>), Error> {
+async fn active(state: &AppState) -> Result<(Vec<Rule>, Vec<Rejected>), Error> {
     let rows = store::definitions(&state.pool).await?;
     let mut rules = Vec::new();
     let mut rejected = Vec::new();
     for (id, definition) in rows {
         match validate(definition) {
             Ok(rule) => rules.push(rule),
-            Err(e) => rejected.push(json!({ "id": id, "error": e.to_string() })),
+            Err(e) => rejected.push(Rejected {
+                id,
+                error: e.to_string(),
+            }),
         }
     }
     Ok((rules, rejected))

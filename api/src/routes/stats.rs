@@ -1,13 +1,15 @@
 //! Aggregates for dashboards: a summary and a time series, cached briefly (moka) because
 //! dashboards poll them.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ::time::{Duration, OffsetDateTime};
 use axum::extract::State;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::time;
 use crate::extract::Params;
@@ -50,23 +52,82 @@ impl Window {
     }
 }
 
-async fn cached<F>(state: &AppState, key: String, compute: F) -> Result<Json<Value>, Error>
+async fn cached<T, F>(state: &AppState, key: String, compute: F) -> Result<Json<Value>, Error>
 where
-    F: std::future::Future<Output = Result<Value, Error>>,
+    T: Serialize,
+    F: std::future::Future<Output = Result<T, Error>>,
 {
     if let Some(hit) = state.stats.get(&key) {
         return Ok(Json((*hit).clone()));
     }
-    let value = compute.await?;
+    let value = serde_json::to_value(compute.await?).map_err(|e| Error::Internal(e.to_string()))?;
     state.stats.insert(key, Arc::new(value.clone()));
     Ok(Json(value))
 }
 
-/// `(label, count)` rows as a JSON array of objects.
-fn counts(rows: Vec<(Option<String>, i64)>, label: &str) -> Value {
-    rows.into_iter()
-        .map(|(k, n)| json!({ label: k, "count": n }))
-        .collect()
+/// Count rows, each labelled by the value counted.
+macro_rules! counts {
+    ($($name:ident($label:ident)),* $(,)?) => {$(
+        #[derive(Serialize, ToSchema)]
+        pub struct $name {
+            $label: Option<String>,
+            count: i64,
+        }
+
+        impl From<(Option<String>, i64)> for $name {
+            fn from(($label, count): (Option<String>, i64)) -> Self {
+                $name { $label, count }
+            }
+        }
+    )*};
+}
+
+counts! {
+    SeverityCount(severity),
+    StatusCount(status),
+    ModelCount(model),
+    ProviderCount(provider),
+    SourceCount(src_ip),
+    CategoryCount(category),
+    RuleCount(rule_id),
+}
+
+/// Counts over flags whose event time is in `[from, to)`; top lists hold at most 10.
+#[derive(Serialize, ToSchema)]
+pub struct Summary {
+    from: String,
+    to: String,
+    by_severity: Vec<SeverityCount>,
+    by_status: Vec<StatusCount>,
+    top_models: Vec<ModelCount>,
+    top_providers: Vec<ProviderCount>,
+    top_src_ips: Vec<SourceCount>,
+    by_category: Vec<CategoryCount>,
+    top_rules: Vec<RuleCount>,
+    /// Per rule with triaged flags: how triage judged them.
+    false_positive_rate: Vec<RuleVerdicts>,
+    events: i64,
+    flagged: i64,
+    /// Null without traffic.
+    flagged_rate: Option<f64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RuleVerdicts {
+    rule_id: String,
+    true_positive: i64,
+    false_positive: i64,
+    rate: f64,
+}
+
+async fn top<T: From<(Option<String>, i64)>>(
+    tx: &mut sqlx::PgConnection,
+    dimension: Dimension,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Result<Vec<T>, Error> {
+    let rows = store::top(tx, dimension, from, to, TOP).await?;
+    Ok(rows.into_iter().map(T::from).collect())
 }
 
 pub async fn summary(
@@ -77,48 +138,68 @@ pub async fn summary(
     let db = state.clone();
     cached(&state, window.key("summary"), async move {
         let mut tx = db.heavy_read().await?;
-        let mut out = json!({
-            "from": time::format(from),
-            "to": time::format(to),
-        });
-        for (name, dimension, label) in [
-            ("by_severity", Dimension::Severity, "severity"),
-            ("by_status", Dimension::Status, "status"),
-            ("top_models", Dimension::Model, "model"),
-            ("top_providers", Dimension::Provider, "provider"),
-            ("top_src_ips", Dimension::SrcIp, "src_ip"),
-        ] {
-            let rows = store::top(&mut *tx, dimension, from, to, TOP).await?;
-            out[name] = counts(rows, label);
-        }
-        out["by_category"] = counts(store::categories(&mut *tx, from, to).await?, "category");
+        let by_severity = top(&mut tx, Dimension::Severity, from, to).await?;
+        let by_status = top(&mut tx, Dimension::Status, from, to).await?;
+        let top_models = top(&mut tx, Dimension::Model, from, to).await?;
+        let top_providers = top(&mut tx, Dimension::Provider, from, to).await?;
+        let top_src_ips = top(&mut tx, Dimension::SrcIp, from, to).await?;
+        let by_category = store::categories(&mut *tx, from, to).await?;
         // Per rule: flags it matched, and how triage judged them.
         let rules = store::rules(&mut *tx, from, to).await?;
-        out["top_rules"] = rules
-            .iter()
-            .take(TOP as usize)
-            .map(|r| json!({ "rule_id": r.rule_id, "count": r.flags }))
-            .collect();
-        out["false_positive_rate"] = rules
-            .iter()
-            .filter(|r| r.true_positive + r.false_positive > 0)
-            .map(|r| {
-                let (tp, fp) = (r.true_positive, r.false_positive);
-                json!({ "rule_id": r.rule_id, "true_positive": tp, "false_positive": fp,
-                        "rate": fp as f64 / (tp + fp) as f64 })
-            })
-            .collect();
         let (events, flagged) = store::totals(&mut *tx, from, to).await?;
-        out["events"] = events.into();
-        out["flagged"] = flagged.into();
-        out["flagged_rate"] = if events > 0 {
-            (flagged as f64 / events as f64).into()
-        } else {
-            Value::Null
-        };
-        Ok(out)
+        Ok(Summary {
+            from: time::format(from),
+            to: time::format(to),
+            by_severity,
+            by_status,
+            top_models,
+            top_providers,
+            top_src_ips,
+            by_category: by_category.into_iter().map(CategoryCount::from).collect(),
+            top_rules: rules
+                .iter()
+                .take(TOP as usize)
+                .map(|r| RuleCount::from((Some(r.rule_id.clone()), r.flags)))
+                .collect(),
+            false_positive_rate: rules
+                .iter()
+                .filter(|r| r.true_positive + r.false_positive > 0)
+                .map(|r| {
+                    let (tp, fp) = (r.true_positive, r.false_positive);
+                    RuleVerdicts {
+                        rule_id: r.rule_id.clone(),
+                        true_positive: tp,
+                        false_positive: fp,
+                        rate: fp as f64 / (tp + fp) as f64,
+                    }
+                })
+                .collect(),
+            events,
+            flagged,
+            flagged_rate: (events > 0).then(|| flagged as f64 / events as f64),
+        })
     })
     .await
+}
+
+/// Traffic and flags per time bucket; buckets without either are left out.
+#[derive(Serialize, ToSchema)]
+pub struct Timeseries {
+    /// minute, hour or day.
+    bucket: String,
+    series: Vec<Bucket>,
+}
+
+#[derive(Serialize, ToSchema, Default)]
+pub struct Bucket {
+    time: String,
+    events: i64,
+    flagged: i64,
+    tokens_in: i64,
+    tokens_out: i64,
+    cost_usd: f64,
+    /// Flags per severity (low, medium, high, critical) in the bucket.
+    flags_by_severity: BTreeMap<String, i64>,
 }
 
 pub async fn timeseries(
@@ -149,30 +230,30 @@ pub async fn timeseries(
         let mut tx = db.heavy_read().await?;
         let traffic = store::traffic(&mut *tx, from, to, &bucket).await?;
         let severities = store::severities(&mut *tx, from, to, &bucket).await?;
-        let mut buckets = std::collections::BTreeMap::<OffsetDateTime, Value>::new();
-        let empty = || {
-            json!({ "events": 0, "flagged": 0, "tokens_in": 0, "tokens_out": 0,
-                    "cost_usd": 0.0, "flags_by_severity": {} })
-        };
+        let mut buckets = BTreeMap::<OffsetDateTime, Bucket>::new();
         for t in traffic {
-            let b = buckets.entry(t.bucket).or_insert_with(empty);
-            b["events"] = t.events.into();
-            b["flagged"] = t.flagged.into();
-            b["tokens_in"] = t.tokens_in.into();
-            b["tokens_out"] = t.tokens_out.into();
-            b["cost_usd"] = (t.cost_micros as f64 / 1e6).into();
+            let b = buckets.entry(t.bucket).or_default();
+            b.events = t.events;
+            b.flagged = t.flagged;
+            b.tokens_in = t.tokens_in;
+            b.tokens_out = t.tokens_out;
+            b.cost_usd = t.cost_micros as f64 / 1e6;
         }
         for (at, severity, n) in severities {
-            buckets.entry(at).or_insert_with(empty)["flags_by_severity"][severity] = n.into();
+            buckets
+                .entry(at)
+                .or_default()
+                .flags_by_severity
+                .insert(severity, n);
         }
-        let series: Vec<Value> = buckets
+        let series = buckets
             .into_iter()
-            .map(|(at, mut b)| {
-                b["time"] = time::format(at).into();
-                b
+            .map(|(at, b)| Bucket {
+                time: time::format(at),
+                ..b
             })
             .collect();
-        Ok(json!({ "bucket": bucket, "series": series }))
+        Ok(Timeseries { bucket, series })
     })
     .await
 }

@@ -1,6 +1,5 @@
 //! Times in and out of the API: RFC 3339 both ways.
 
-use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -18,9 +17,4 @@ pub fn parse(field: &'static str, value: Option<&str>) -> Result<Option<OffsetDa
 
 pub fn format(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
-}
-
-/// A JSON string, or null.
-pub fn json(t: Option<OffsetDateTime>) -> Value {
-    t.map(format).into()
 }

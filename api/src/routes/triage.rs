@@ -4,8 +4,9 @@
 use axum::extract::State;
 use axum::Json;
 use flagstream_rules::content::Content;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
 
 use super::filter::STATUSES;
 use crate::auth::{ClientIp, Principal};
@@ -42,7 +43,7 @@ fn check_status(status: &str) -> Result<(), Error> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Update {
     status: Option<String>,
@@ -56,7 +57,7 @@ pub async fn update(
     principal: Principal,
     Path(id): Path<i64>,
     Body(update): Body<Update>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<Triaged>, Error> {
     if let Some(s) = &update.status {
         check_status(s)?;
     }
@@ -92,12 +93,34 @@ pub async fn update(
     };
     store::record_transition(&mut *tx, transition).await?;
     tx.commit().await?;
-    Ok(Json(
-        json!({ "id": id, "status": to, "assignee": assignee }),
-    ))
+    Ok(Json(Triaged {
+        id,
+        status: to,
+        assignee,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, ToSchema)]
+pub struct Triaged {
+    id: i64,
+    status: String,
+    assignee: Option<String>,
+}
+
+/// A bulk change: the flags changed, and the ones left as they were with why.
+#[derive(Serialize, ToSchema)]
+pub struct BulkResult {
+    updated: Vec<i64>,
+    skipped: Vec<Skipped>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Skipped {
+    id: i64,
+    reason: String,
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Bulk {
     ids: Vec<i64>,
@@ -110,7 +133,7 @@ pub async fn bulk(
     State(state): State<AppState>,
     principal: Principal,
     Body(bulk): Body<Bulk>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<BulkResult>, Error> {
     check_status(&bulk.status)?;
     input::optional("note", bulk.note.as_deref(), MAX_PROSE)?;
     if bulk.ids.is_empty() || bulk.ids.len() > MAX_BULK {
@@ -129,12 +152,18 @@ pub async fn bulk(
             updated.push(*id);
             from.push(status.clone());
         } else {
-            skipped.push(json!({ "id": id, "reason": format!("cannot go from `{status}`") }));
+            skipped.push(Skipped {
+                id: *id,
+                reason: format!("cannot go from `{status}`"),
+            });
         }
     }
     for id in &bulk.ids {
         if !rows.iter().any(|(r, _)| r == id) {
-            skipped.push(json!({ "id": id, "reason": "not found" }));
+            skipped.push(Skipped {
+                id: *id,
+                reason: "not found".into(),
+            });
         }
     }
     store::set_statuses(&mut *tx, &updated, &bulk.status).await?;
@@ -149,21 +178,42 @@ pub async fn bulk(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(json!({ "updated": updated, "skipped": skipped })))
+    Ok(Json(BulkResult { updated, skipped }))
 }
 
 pub async fn history(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<History>, Error> {
     if !store::exists(&state.pool, id).await? {
         return Err(Error::NotFound);
     }
     let changes = store::history(&state.pool, id).await?;
-    Ok(Json(json!({ "id": id, "history": changes })))
+    Ok(Json(History {
+        id,
+        history: changes,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, ToSchema)]
+pub struct History {
+    id: i64,
+    history: Vec<store::Change>,
+}
+
+/// A flag's content, opened.
+#[derive(Serialize, ToSchema)]
+pub struct Revealed {
+    id: i64,
+    event_id: String,
+    /// How it was stored: `encrypted` or `redacted`.
+    mode: String,
+    /// Prompt, response and the other scanned fields.
+    #[schema(value_type = Object)]
+    content: Content,
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reveal {
     reason: String,
@@ -177,7 +227,7 @@ pub async fn reveal(
     ClientIp(ip): ClientIp,
     Path(id): Path<i64>,
     Body(reveal): Body<Reveal>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<Revealed>, Error> {
     let reason = input::text("reason", reveal.reason.trim(), 500)?;
     if reason.chars().count() < 3 {
         return Err(Error::invalid(
@@ -233,9 +283,12 @@ pub async fn reveal(
     )
     .await?;
     let content = opened.map_err(Error::Conflict)?;
-    Ok(Json(json!({
-        "id": id, "event_id": event_id, "mode": mode, "content": content,
-    })))
+    Ok(Json(Revealed {
+        id,
+        event_id,
+        mode,
+        content,
+    }))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use crate::Error;
 
 /// A route as the API shows it; `definition` is the stored `RouteDefinition`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RouteRow {
     pub id: String,
     pub position: i32,

@@ -75,7 +75,7 @@ pub async fn record(db: impl PgExecutor<'_>, entry: Entry<'_>) -> Result<(), Err
 }
 
 /// One audit row as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Row {
     pub id: i64,
     #[serde(with = "time::serde::rfc3339")]

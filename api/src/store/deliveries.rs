@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use crate::Error;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Delivery {
     pub id: i64,
     pub key: String,

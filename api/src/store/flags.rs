@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use crate::Error;
 
 /// One triage change, as the history endpoint shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Change {
     #[serde(with = "time::serde::rfc3339")]
     pub changed_at: OffsetDateTime,
