@@ -8,6 +8,13 @@ use serde_json::{json, Map, Value};
 
 use super::{endpoints, Response200};
 
+/// Resources whose `{id}` is a number (flags, API keys, deliveries); other ids are names.
+const INTEGER_IDS: [&str; 3] = [
+    "/api/v1/flags/{id}",
+    "/api/v1/admin/api-keys/{id}",
+    "/api/v1/alerts/deliveries/{id}",
+];
+
 pub async fn openapi() -> Json<Value> {
     Json(document())
 }
@@ -23,7 +30,15 @@ pub fn document() -> Value {
             .path
             .split('/')
             .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .map(|name| {
+                let numeric = INTEGER_IDS.iter().any(|p| e.path.starts_with(p));
+                let schema = if numeric {
+                    json!({ "type": "integer", "format": "int64" })
+                } else {
+                    json!({ "type": "string" })
+                };
+                json!({ "name": name, "in": "path", "required": true, "schema": schema })
+            })
             .collect();
         let ok = match e.response {
             Response200::Json(body) => {
@@ -47,6 +62,9 @@ pub fn document() -> Value {
         });
         if !params.is_empty() {
             responses["404"] = fails("No such resource");
+        }
+        if e.path == "/api/v1/auth/login" {
+            responses["401"] = fails("Unknown user, wrong password or disabled account");
         }
         if e.path == "/ready" {
             // Not ready is a 503 with the same report.
