@@ -8,7 +8,8 @@ use crate::state::AppState;
 use crate::store::audit as store;
 use crate::Error;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     action: Option<String>,

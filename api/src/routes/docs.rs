@@ -26,7 +26,7 @@ pub fn document() -> Value {
         json!({ "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } });
     let fails = |description: &str| json!({ "description": description, "content": error });
     for e in endpoints() {
-        let params: Vec<Value> = e
+        let mut params: Vec<Value> = e
             .path
             .split('/')
             .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
@@ -40,6 +40,13 @@ pub fn document() -> Value {
                 json!({ "name": name, "in": "path", "required": true, "schema": schema })
             })
             .collect();
+        if let Some(query) = e.query {
+            params.extend(
+                query()
+                    .into_iter()
+                    .filter_map(|p| serde_json::to_value(p).ok()),
+            );
+        }
         let ok = match e.response {
             Response200::Json(body) => {
                 (body.collect)(&mut schemas);
@@ -60,7 +67,7 @@ pub fn document() -> Value {
             "503": fails("The database is unavailable, or the query ran over its time limit"),
             "500": fails("Internal error (logged with the request id)"),
         });
-        if !params.is_empty() {
+        if e.path.contains('{') {
             responses["404"] = fails("No such resource");
         }
         if e.path == "/api/v1/auth/login" {

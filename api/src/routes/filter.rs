@@ -22,7 +22,8 @@ pub const STATUSES: [&str; 5] = [
 ];
 const MAX_TEXT: usize = 200;
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FlagQuery {
     /// Event time, inclusive, RFC 3339.

@@ -29,8 +29,9 @@ use axum::routing::{on, MethodFilter};
 use axum::{Extension, Router};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::openapi::{RefOr, Schema};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{authorize, Role};
 use crate::state::AppState;
@@ -44,6 +45,8 @@ pub struct Endpoint {
     /// None: open to anyone (health, login, documentation).
     pub role: Option<Role>,
     pub summary: &'static str,
+    /// Its query-string parameters.
+    pub query: Option<fn() -> Vec<Parameter>>,
     /// The JSON body it reads, if any.
     pub request: Option<Body>,
     /// What a success returns: a JSON body's schema, or another media type.
@@ -126,9 +129,18 @@ impl Table {
             path,
             role,
             summary,
+            query: None,
             request: None,
             response: Response200::Other("application/json"),
         });
+        self
+    }
+
+    /// The last endpoint added reads its query string as a `T`.
+    fn query<T: IntoParams>(mut self) -> Table {
+        if let Some(e) = self.endpoints.last_mut() {
+            e.query = Some(|| T::into_params(|| Some(ParameterIn::Query)));
+        }
         self
     }
 
@@ -178,9 +190,9 @@ fn table() -> Table {
     .add("GET", "/api/v1/auth/me", Some(Viewer), "The caller: name, role, credential kind", auth::me)
     .returns::<crate::auth::Principal>()
     .add("GET", "/api/v1/flags", Some(Viewer), "Search flags (filters, cursor pagination)", flags::list)
-    .returns::<flags::FlagPage>()
+    .query::<filter::FlagQuery>().returns::<flags::FlagPage>()
     .add("GET", "/api/v1/flags/export", Some(Analyst), "Export flags as NDJSON or CSV (streamed, never content)", flags::export)
-    .returns_media("application/x-ndjson")
+    .query::<filter::FlagQuery>().returns_media("application/x-ndjson")
     .add("POST", "/api/v1/flags/bulk", Some(Analyst), "Change the triage status of many flags", triage::bulk)
     .takes::<triage::Bulk>().returns::<triage::BulkResult>()
     .add("GET", "/api/v1/flags/{id}", Some(Viewer), "One flag with its detections", flags::get)
@@ -210,13 +222,13 @@ fn table() -> Table {
     .add("GET", "/api/v1/rules/{id}/versions", Some(Viewer), "Every version of a rule", rules::versions)
     .returns::<rules::RuleVersions>()
     .add("GET", "/api/v1/rules/{id}/diff", Some(Viewer), "Differences between two versions (?from=SEQ&to=SEQ)", rules::diff)
-    .returns::<rules::RuleDiff>()
+    .query::<rules::DiffQuery>().returns::<rules::RuleDiff>()
     .add("POST", "/api/v1/rules/{id}/restore", Some(Admin), "Restore a version as the newest", rules::restore)
     .takes::<rules::Restore>().returns::<Document>()
     .add("GET", "/api/v1/stats/summary", Some(Viewer), "Counts, top rules, models, providers and sources, rates", stats::summary)
-    .returns::<stats::Summary>()
+    .query::<stats::Window>().returns::<stats::Summary>()
     .add("GET", "/api/v1/stats/timeseries", Some(Viewer), "Traffic and flags per time bucket", stats::timeseries)
-    .returns::<stats::Timeseries>()
+    .query::<stats::Window>().returns::<stats::Timeseries>()
     .add("GET", "/api/v1/admin/users", Some(Admin), "List users", admin::list_users)
     .returns::<admin::Users>()
     .add("POST", "/api/v1/admin/users", Some(Admin), "Create a user", admin::create_user)
@@ -252,11 +264,11 @@ fn table() -> Table {
     .add("DELETE", "/api/v1/alerts/destinations/{id}", Some(Admin), "Delete an alert destination no route uses", destinations::delete)
     .returns::<Deleted>()
     .add("GET", "/api/v1/alerts/deliveries", Some(Analyst), "The alert delivery log (filters, cursor pagination)", deliveries::list)
-    .returns::<deliveries::Deliveries>()
+    .query::<deliveries::DeliveryQuery>().returns::<deliveries::Deliveries>()
     .add("POST", "/api/v1/alerts/deliveries/{id}/resend", Some(Admin), "Queue a failed alert delivery again", deliveries::resend)
     .returns::<crate::store::deliveries::Delivery>()
     .add("GET", "/api/v1/audit", Some(Admin), "The audit log", audit::list)
-    .returns::<audit::AuditPage>()
+    .query::<audit::AuditQuery>().returns::<audit::AuditPage>()
 }
 
 /// Every endpoint, for the OpenAPI document and the role matrix.

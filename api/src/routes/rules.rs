@@ -317,7 +317,8 @@ async fn version(state: &AppState, id: &str, seq: i64) -> Result<Option<Value>, 
         .ok_or_else(|| Error::invalid("seq", format!("rule `{id}` has no version {seq}")))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DiffQuery {
     from: i64,

@@ -20,7 +20,8 @@ use crate::Error;
 const TOP: i64 = 10;
 const MAX_BUCKETS: i64 = 10_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Window {
     /// RFC 3339; default 24 hours before `to`.
