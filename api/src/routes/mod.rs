@@ -13,6 +13,7 @@ mod dry_run;
 pub(crate) mod filter;
 mod flags;
 mod health;
+mod quality;
 mod rules;
 mod stats;
 mod time;
@@ -225,6 +226,10 @@ fn table() -> Table {
     .query::<rules::DiffQuery>().returns::<rules::RuleDiff>()
     .add("POST", "/api/v1/rules/{id}/restore", Some(Admin), "Restore a version as the newest", rules::restore)
     .takes::<rules::Restore>().returns::<Document>()
+    .add("GET", "/api/v1/rules/{id}/quality", Some(Viewer), "Triage verdicts, precision and hits per day of a rule's current version", quality::quality)
+    .returns::<quality::Quality>()
+    .add("POST", "/api/v1/rules/{id}/promote", Some(Admin), "Switch a shadow rule to enforce if its verdicts pass the gates (409 names what is missing; an admin may force it with a reason)", quality::promote)
+    .takes::<quality::Promote>().returns::<quality::Promoted>()
     .add("GET", "/api/v1/stats/summary", Some(Viewer), "Counts, top rules, models, providers and sources, rates", stats::summary)
     .query::<stats::Window>().returns::<stats::Summary>()
     .add("GET", "/api/v1/stats/timeseries", Some(Viewer), "Traffic and flags per time bucket", stats::timeseries)

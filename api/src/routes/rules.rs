@@ -9,10 +9,10 @@ use axum::Json;
 use flagstream_rules::{Event, Mode, Pack, Rule, RuleKind, RuleSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use sqlx::{Postgres, Transaction};
 use utoipa::ToSchema;
 
 use super::{Deleted, Document};
-use sqlx::{Postgres, Transaction};
 
 use crate::auth::{ClientIp, Principal};
 use crate::extract::{Body, Params, Path};
@@ -134,7 +134,10 @@ pub async fn get(
 }
 
 /// The current definition, locked for the rest of the transaction.
-async fn current(tx: &mut Transaction<'_, Postgres>, id: &str) -> Result<Option<Rule>, Error> {
+pub(super) async fn current(
+    tx: &mut Transaction<'_, Postgres>,
+    id: &str,
+) -> Result<Option<Rule>, Error> {
     store::lock_current(&mut **tx, id)
         .await?
         .map(|d| serde_json::from_value(d).map_err(|e| Error::Internal(e.to_string())))
@@ -142,18 +145,26 @@ async fn current(tx: &mut Transaction<'_, Postgres>, id: &str) -> Result<Option<
 }
 
 /// The highest version the rule ever had, deleted ones included, so versions never repeat.
-async fn last_version(tx: &mut Transaction<'_, Postgres>, id: &str) -> Result<u32, Error> {
+pub(super) async fn last_version(
+    tx: &mut Transaction<'_, Postgres>,
+    id: &str,
+) -> Result<u32, Error> {
     let v = store::last_version(&mut **tx, id).await?;
     Ok(u32::try_from(v.unwrap_or(0)).unwrap_or(u32::MAX))
 }
 
-async fn save(
+/// Stores the rule as its new version and audits the change; `details` (an object) joins
+/// the audit row's.
+pub(super) async fn save(
     mut tx: Transaction<'_, Postgres>,
     principal: &Principal,
     ip: Option<std::net::IpAddr>,
     action: &str,
     rule: &Rule,
+    details: Value,
 ) -> Result<Json<Document>, Error> {
+    let mut details = details;
+    details["version"] = rule.version.into();
     store::upsert(&mut *tx, &rule.id, &to_value(rule)?, &principal.name).await?;
     audit::record(
         &mut *tx,
@@ -163,7 +174,7 @@ async fn save(
             target: Some(&rule.id),
             success: true,
             ip,
-            details: json!({ "version": rule.version }),
+            details,
         },
     )
     .await?;
@@ -188,7 +199,7 @@ pub async fn create(
         )));
     }
     rule.version = last_version(&mut tx, &rule.id).await? + 1;
-    save(tx, &principal, ip, "rule.create", &rule).await
+    save(tx, &principal, ip, "rule.create", &rule, json!({})).await
 }
 
 pub async fn replace(
@@ -207,7 +218,7 @@ pub async fn replace(
     check_set(&mut tx, &rule).await?;
     let old = current(&mut tx, &id).await?.ok_or(Error::NotFound)?;
     rule.version = old.version.max(last_version(&mut tx, &id).await?) + 1;
-    save(tx, &principal, ip, "rule.update", &rule).await
+    save(tx, &principal, ip, "rule.update", &rule, json!({})).await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -235,7 +246,7 @@ pub async fn patch(
         rule.mode = mode;
     }
     rule.version = rule.version.max(last_version(&mut tx, &id).await?) + 1;
-    save(tx, &principal, ip, "rule.update", &rule).await
+    save(tx, &principal, ip, "rule.update", &rule, json!({})).await
 }
 
 pub async fn delete(
@@ -396,7 +407,7 @@ pub async fn restore(
     check_set(&mut tx, &rule).await?;
     let current_version = current(&mut tx, &id).await?.map_or(0, |r| r.version);
     rule.version = current_version.max(last_version(&mut tx, &id).await?) + 1;
-    save(tx, &principal, ip, "rule.restore", &rule).await
+    save(tx, &principal, ip, "rule.restore", &rule, json!({})).await
 }
 
 #[derive(Serialize, ToSchema)]

@@ -118,7 +118,10 @@ pub struct RuleVerdicts {
     rule_id: String,
     true_positive: i64,
     false_positive: i64,
+    /// false_positive / (true_positive + false_positive).
     rate: f64,
+    /// true_positive / (true_positive + false_positive).
+    precision: f64,
 }
 
 async fn top<T: From<(Option<String>, i64)>>(
@@ -172,6 +175,7 @@ pub async fn summary(
                         true_positive: tp,
                         false_positive: fp,
                         rate: fp as f64 / (tp + fp) as f64,
+                        precision: tp as f64 / (tp + fp) as f64,
                     }
                 })
                 .collect(),

@@ -147,3 +147,63 @@ pub async fn version(pool: &PgPool, id: &str, seq: i64) -> Result<Option<Option<
     .await?;
     Ok(row.map(|r| r.definition))
 }
+
+/// The flags a rule version contributed to, and their triage verdicts. A flag's verdict is
+/// its status when that is true or false positive; for a resolved flag, the last of those
+/// its history holds; a flag reopened for triage has none.
+pub struct Verdicts {
+    pub flags: i64,
+    pub true_positive: i64,
+    pub false_positive: i64,
+}
+
+pub async fn verdicts(db: impl PgExecutor<'_>, id: &str, version: i32) -> Result<Verdicts, Error> {
+    Ok(sqlx::query_as!(
+        Verdicts,
+        r#"WITH hit AS (
+               SELECT DISTINCT flag_id FROM detections WHERE rule_id = $1 AND rule_version = $2
+           ), verdict AS (
+               SELECT CASE
+                          WHEN f.status IN ('true_positive', 'false_positive') THEN f.status
+                          WHEN f.status = 'resolved' THEN (
+                              SELECT h.status_to FROM flag_history h
+                              WHERE h.flag_id = f.id
+                                AND h.status_to IN ('true_positive', 'false_positive')
+                              ORDER BY h.id DESC LIMIT 1)
+                      END AS verdict
+               FROM hit JOIN flags f ON f.id = hit.flag_id
+           )
+           SELECT count(*) AS "flags!",
+                  count(*) FILTER (WHERE verdict = 'true_positive') AS "true_positive!",
+                  count(*) FILTER (WHERE verdict = 'false_positive') AS "false_positive!"
+           FROM verdict"#,
+        id,
+        version
+    )
+    .fetch_one(db)
+    .await?)
+}
+
+/// Flags a rule version contributed to per UTC day, over the last `days` days, as
+/// (day, flags); days without any are left out.
+pub async fn hits_per_day(
+    db: impl PgExecutor<'_>,
+    id: &str,
+    version: i32,
+    days: i32,
+) -> Result<Vec<(OffsetDateTime, i64)>, Error> {
+    let rows = sqlx::query!(
+        r#"SELECT date_trunc('day', f.event_time, 'UTC') AS "day!",
+                  count(DISTINCT f.id) AS "flags!"
+           FROM detections d JOIN flags f ON f.id = d.flag_id
+           WHERE d.rule_id = $1 AND d.rule_version = $2
+             AND f.event_time >= now() - make_interval(days => $3)
+           GROUP BY 1 ORDER BY 1"#,
+        id,
+        version,
+        days
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.day, r.flags)).collect())
+}

@@ -9,6 +9,7 @@ mod destinations;
 mod flags;
 mod health;
 mod matrix;
+mod quality;
 mod rules;
 mod schema;
 mod stats;

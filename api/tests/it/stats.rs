@@ -54,7 +54,8 @@ async fn summary_and_timeseries_count_flags_and_traffic() {
     assert_eq!(body["flagged_rate"], 0.1);
     assert_eq!(
         body["false_positive_rate"],
-        json!([{"rule_id": "secret.aws", "true_positive": 3, "false_positive": 1, "rate": 0.25}])
+        json!([{"rule_id": "secret.aws", "true_positive": 3, "false_positive": 1, "rate": 0.25,
+                "precision": 0.75}])
     );
 
     let (s, body) = api
