@@ -123,21 +123,29 @@ impl Dispatcher<'_> {
         .await?;
         // What the limit holds back waits for the minute's window to free, not a busy loop:
         // until the oldest send in the window is a minute old (or, when the window holds only
-        // deliveries still in flight, a minute from now, as they are about to be sent).
-        let postponed = sqlx::query!(
-            "UPDATE alert_deliveries SET next_attempt_at = coalesce(
+        // deliveries still in flight, a minute from now, as they are about to be sent). Only
+        // when the limit held something back: under READ COMMITTED this statement also sees
+        // deliveries committed after the lease above, which the next round sends.
+        let limited = i64::try_from(leased.len()).unwrap_or(i64::MAX) >= budget;
+        let postponed = if !limited {
+            0
+        } else {
+            sqlx::query!(
+                "UPDATE alert_deliveries SET next_attempt_at = coalesce(
                  (SELECT min(sent_at) FROM alert_deliveries
                   WHERE destination_id = $1 AND status = 'sent'
                     AND sent_at > now() - interval '1 minute'),
                  now()) + interval '1 minute'
              WHERE destination_id = $1 AND status = 'pending' AND next_attempt_at <= now()
                AND (lease_until IS NULL OR lease_until < now())",
-            destination
-        )
-        .execute(&mut *tx)
-        .await?;
+                destination
+            )
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        };
         tx.commit().await?;
-        for _ in 0..postponed.rows_affected() {
+        for _ in 0..postponed {
             self.metrics
                 .alert(&self.metrics.alerts_suppressed, &kind, "rate_limit");
         }
