@@ -65,6 +65,8 @@ pub(crate) struct Matchers {
     /// prose.
     keywords: Option<AhoCorasick>,
     keyword_meta: Vec<Keyword>,
+    /// Some detector's anchors are among the automaton's patterns.
+    anchors_in_keywords: bool,
     regex_set: Option<RegexSet>,
     patterns: Vec<Pattern>,
     /// The built-in detectors some rule uses.
@@ -234,7 +236,8 @@ impl Matchers {
                     needles.extend(anchors.iter().map(Vec::as_slice));
                 }
             }
-            if needles.len() > literals.len() {
+            m.anchors_in_keywords = needles.len() > literals.len();
+            if m.anchors_in_keywords {
                 // Hundreds of short caseless needles: a DFA visits each byte once (see
                 // the injection scanner).
                 builder.kind(Some(AhoCorasickKind::DFA));
@@ -302,14 +305,15 @@ impl Matchers {
         // keyword. With detector anchors folded in, one overlapping pass collects both;
         // each detector's anchors are kept non-overlapping, as its own search would report
         // them.
-        let folded = self.detectors.iter().any(|d| d.anchors_at.is_some());
         let mut anchors: Vec<Vec<(usize, usize, usize)>> = Vec::new();
         let keywords = self
             .keywords
             .as_ref()
-            .filter(|ac| folded || ac.is_match(text));
+            .filter(|ac| self.anchors_in_keywords || ac.is_match(text));
         if let Some(ac) = keywords {
-            anchors.resize(self.detectors.len(), Vec::new());
+            if self.anchors_in_keywords {
+                anchors.resize(self.detectors.len(), Vec::new());
+            }
             for m in ac.find_overlapping_iter(text) {
                 let (s, e, p) = (m.start(), m.end(), m.pattern().as_usize());
                 let Some(k) = self.keyword_meta.get(p) else {

@@ -4,9 +4,15 @@ use serde_json::{json, Value};
 
 use crate::{seed_flags, Api};
 
-fn shadow_rule(id: &str) -> Value {
-    json!({"id": id, "name": "Codenames", "category": "confidential", "severity": "high",
-           "points": 40, "kind": "keyword", "keywords": ["bluebird"], "mode": "shadow"})
+/// Creates a shadow-mode keyword rule as an admin.
+async fn create_shadow_rule(api: &Api, id: &str) {
+    let rule = json!({"id": id, "name": "Codenames", "category": "confidential",
+                      "severity": "high", "points": 40, "kind": "keyword",
+                      "keywords": ["bluebird"], "mode": "shadow"});
+    let (s, body) = api
+        .as_role(Role::Admin, "POST", "/api/v1/rules", Some(rule))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
 }
 
 /// Records a detection of version 1 of `rule` on each flag, as the consumer would.
@@ -58,15 +64,7 @@ async fn audit_details(api: &Api, rule: &str) -> Vec<Value> {
 #[tokio::test]
 async fn a_shadow_rule_is_promoted_only_when_its_verdicts_pass_the_gates() {
     let api = Api::new().await;
-    let (s, body) = api
-        .as_role(
-            Role::Admin,
-            "POST",
-            "/api/v1/rules",
-            Some(shadow_rule("acme.codename")),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{body}");
+    create_shadow_rule(&api, "acme.codename").await;
     seed_flags(api.pool(), 12).await;
     // All of yesterday (UTC), one a minute, so they fall in the 30-day window whenever the
     // test runs.
@@ -201,15 +199,7 @@ async fn a_shadow_rule_is_promoted_only_when_its_verdicts_pass_the_gates() {
 #[tokio::test]
 async fn an_admin_forces_a_promotion_only_with_a_reason_and_it_is_audited() {
     let api = Api::new().await;
-    let (s, body) = api
-        .as_role(
-            Role::Admin,
-            "POST",
-            "/api/v1/rules",
-            Some(shadow_rule("acme.rush")),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{body}");
+    create_shadow_rule(&api, "acme.rush").await;
 
     let (s, body) = promote(&api, "acme.rush", json!({"force": true})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
