@@ -52,6 +52,14 @@ pub struct Flag {
     pub content: Option<(StoreContent, Vec<u8>)>,
 }
 
+impl Flag {
+    /// Stored only for the hits of shadow-mode rules: searchable and triageable, never a
+    /// finding (see the `shadow_hits` migration).
+    pub fn shadow_only(&self) -> bool {
+        !self.verdict.flagged
+    }
+}
+
 /// What every parsed event adds to the traffic rollups.
 #[derive(Debug, Clone)]
 pub struct Traffic {
@@ -171,7 +179,12 @@ pub fn evaluate(
         }
         out.traffic
             .push(traffic(&position, &event, verdict.flagged));
-        if verdict.flagged {
+        if !verdict.flagged {
+            // Sub-threshold enforce-mode hits are not evidence of anything; a shadow rule's
+            // hits are kept so its precision can be measured.
+            verdict.detections.retain(|d| d.shadow);
+        }
+        if !verdict.detections.is_empty() {
             let content = match storage.mode {
                 StoreContent::None => None,
                 StoreContent::Redacted => Some((

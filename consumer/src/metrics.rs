@@ -21,6 +21,7 @@ pub struct Metrics {
     registry: Registry,
     pub events: Counter,
     pub flagged: Counter,
+    pub shadow_only: Counter,
     pub replayed: Counter,
     pub dead_letters: Family<Labels, Counter>,
     pub detections: Family<Labels, Counter>,
@@ -61,6 +62,7 @@ impl Metrics {
             registry: Registry::with_prefix("flagstream"),
             events: Counter::default(),
             flagged: Counter::default(),
+            shadow_only: Counter::default(),
             replayed: Counter::default(),
             dead_letters: Family::default(),
             detections: Family::default(),
@@ -96,6 +98,11 @@ impl Metrics {
             "events_flagged",
             "Events stored as flags",
             m.flagged.clone(),
+        );
+        r.register(
+            "events_shadow_only",
+            "Events stored only for shadow-mode rules' hits: triageable, never alerted on",
+            m.shadow_only.clone(),
         );
         r.register(
             "events_replayed",

@@ -242,6 +242,7 @@ async fn store_with_retry(
     tracing::debug!(?stored, "batch stored");
     metrics.events.inc_by(stored.events);
     metrics.flagged.inc_by(stored.flags);
+    metrics.shadow_only.inc_by(stored.shadow_only);
     metrics.replayed.inc_by(stored.replayed);
     for (reason, n) in stored.dead_letters_by_reason {
         metrics

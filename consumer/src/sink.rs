@@ -17,7 +17,10 @@ use crate::Error;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Stored {
+    /// Flags raised, not counting the shadow-only rows.
     pub flags: u64,
+    /// Rows stored only for shadow-mode rules' hits.
+    pub shadow_only: u64,
     pub detections: u64,
     pub dead_letters: u64,
     pub events: u64,
@@ -164,15 +167,16 @@ async fn insert_flags(
                             status_code, duration_ms, score, severity,
                             kafka_topic, kafka_partition, kafka_offset,
                             user_id, app, team, tokens_in, tokens_out, cost_usd,
-                            categories, rule_set_version, content_mode, content)
+                            categories, rule_set_version, content_mode, content, shadow_only)
          SELECT e, ts, ip::inet, pr, mo, en, me, sc, du, s, sev, t, p, o, u, a, tm, ti, tt, c,
-                ARRAY(SELECT jsonb_array_elements_text(cat)), $22, cm, co
+                ARRAY(SELECT jsonb_array_elements_text(cat)), $22, cm, co, so
          FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
                      $6::text[], $7::text[], $8::int[], $9::bigint[], $10::smallint[],
                      $11::text[], $12::text[], $13::int[], $14::bigint[], $15::text[],
                      $16::text[], $17::text[], $18::bigint[], $19::bigint[],
-                     $20::float8[], $21::jsonb[], $23::text[], $24::bytea[])
-              AS x(e, ts, ip, pr, mo, en, me, sc, du, s, sev, t, p, o, u, a, tm, ti, tt, c, cat, cm, co)
+                     $20::float8[], $21::jsonb[], $23::text[], $24::bytea[], $25::bool[])
+              AS x(e, ts, ip, pr, mo, en, me, sc, du, s, sev, t, p, o, u, a, tm, ti, tt, c, cat, cm,
+                   co, so)
          ON CONFLICT (kafka_topic, kafka_partition, kafka_offset) DO NOTHING
          RETURNING id, kafka_topic, kafka_partition, kafka_offset",
         &c.event_ids as &[&str],
@@ -198,7 +202,8 @@ async fn insert_flags(
         &c.categories,
         rule_set_version,
         &c.content_modes as &[&str],
-        &c.contents as &[Option<&[u8]>]
+        &c.contents as &[Option<&[u8]>],
+        &c.shadow_only
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -214,6 +219,8 @@ async fn insert_flags(
             )
         })
         .collect();
+    // Shadow-only rows are never alerted on.
+    let mut alerted = Vec::with_capacity(inserted.len());
     for row in &inserted {
         let flag_id = &row.id;
         let Some(flag) = by_position.get(&(
@@ -223,6 +230,11 @@ async fn insert_flags(
         )) else {
             continue;
         };
+        if flag.shadow_only() {
+            stored.shadow_only += 1;
+        } else {
+            alerted.push(*flag_id);
+        }
         for x in &flag.verdict.detections {
             *stored
                 .detections_by_rule
@@ -241,12 +253,11 @@ async fn insert_flags(
             d.shadow.push(x.shadow);
         }
     }
-    stored.flags = inserted.len() as u64;
+    stored.flags = alerted.len() as u64;
     // In this transaction, so an alert is sent for every stored flag and for no other.
-    let ids: Vec<i64> = inserted.iter().map(|x| x.id).collect();
     sqlx::query!(
         "INSERT INTO alert_outbox (flag_id) SELECT unnest($1::bigint[])",
-        &ids
+        &alerted
     )
     .execute(&mut *tx)
     .await?;
@@ -422,6 +433,7 @@ struct FlagColumns<'a> {
     categories: Vec<serde_json::Value>,
     content_modes: Vec<&'a str>,
     contents: Vec<Option<&'a [u8]>>,
+    shadow_only: Vec<bool>,
 }
 
 impl<'a> FlagColumns<'a> {
@@ -467,6 +479,7 @@ impl<'a> FlagColumns<'a> {
                 .iter()
                 .map(|x| x.content.as_ref().map(|c| c.1.as_slice()))
                 .collect(),
+            shadow_only: f.iter().map(|x| x.shadow_only()).collect(),
         }
     }
 }

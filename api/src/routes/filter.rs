@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use crate::input;
 use crate::Error;
 
+const SHADOW: [&str; 3] = ["exclude", "include", "only"];
 pub const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
 pub const STATUSES: [&str; 5] = [
     "new",
@@ -47,6 +48,9 @@ pub struct FlagQuery {
     pub assignee: Option<String>,
     /// Text in detection excerpts (case-insensitive).
     pub q: Option<String>,
+    /// Rows stored only for shadow-mode rules' hits: `exclude` (default), `include` or
+    /// `only`.
+    pub shadow: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
     /// Also return the exact number of matching flags (costs a count).
@@ -117,6 +121,8 @@ pub struct Filter {
     app: Option<String>,
     assignee: Option<String>,
     text_like: Option<String>,
+    /// `exclude`, `include` or `only`; empty is `exclude`.
+    shadow: Vec<String>,
     pub cursor: Option<Cursor>,
 }
 
@@ -161,6 +167,15 @@ impl Filter {
             app: text("app", &q.app)?,
             assignee: text("assignee", &q.assignee)?,
             text_like: text("q", &q.q)?.map(|t| format!("%{}%", escape_like(&t))),
+            shadow: match list("shadow", &q.shadow, &SHADOW)? {
+                one if one.len() <= 1 => one,
+                _ => {
+                    return Err(Error::invalid(
+                        "shadow",
+                        "give one of exclude, include, only",
+                    ))
+                }
+            },
             cursor: q.cursor.as_deref().map(Cursor::decode).transpose()?,
         })
     }
@@ -172,6 +187,11 @@ impl Filter {
         paged: bool,
     ) -> Result<(), Error> {
         qb.push(" WHERE true");
+        match self.shadow.first().map(String::as_str) {
+            Some("include") => &mut *qb,
+            Some("only") => qb.push(" AND f.shadow_only"),
+            _ => qb.push(" AND NOT f.shadow_only"),
+        };
         if let Some(v) = self.from {
             qb.push(" AND f.event_time >= ").push_bind(v);
         }

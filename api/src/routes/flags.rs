@@ -51,6 +51,8 @@ pub struct Flag {
     pub assignee: Option<String>,
     pub rule_set_version: i64,
     pub content_mode: String,
+    /// Stored only for shadow-mode rules' hits: not a finding, never alerted on.
+    pub shadow_only: bool,
     #[schema(value_type = Vec<FlagDetection>)]
     pub detections: SqlJson<Value>,
 }
@@ -87,7 +89,7 @@ const SELECT: &str =
         f.provider, f.model, f.endpoint, f.method, f.status_code, f.duration_ms,
         f.user_id AS user, f.app, f.team, f.tokens_in, f.tokens_out, f.cost_usd,
         f.score, f.severity, f.categories, f.status, f.assignee, f.rule_set_version,
-        f.content_mode,
+        f.content_mode, f.shadow_only,
         COALESCE((SELECT json_agg(json_build_object(
                       'rule_id', d.rule_id, 'rule_version', d.rule_version,
                       'field', d.field, 'start', d.span_start, 'end', d.span_end,
@@ -265,7 +267,7 @@ async fn stream_pages(
     }
 }
 
-const CSV_HEADER: &str = "id,event_id,event_time,src_ip,provider,model,user,app,score,severity,status,assignee,categories,rule_ids\n";
+const CSV_HEADER: &str = "id,event_id,event_time,src_ip,provider,model,user,app,score,severity,status,assignee,categories,rule_ids,shadow_only\n";
 
 fn csv_row(out: &mut String, f: &Flag) {
     let rules: Vec<&str> = f
@@ -292,6 +294,7 @@ fn csv_row(out: &mut String, f: &Flag) {
         f.assignee.clone().unwrap_or_default(),
         f.categories.join(";"),
         rules.join(";"),
+        f.shadow_only.to_string(),
     ];
     for (i, field) in fields.iter().enumerate() {
         if i > 0 {

@@ -60,7 +60,7 @@ pub async fn top(
                                 ELSE host(f.src_ip) END AS value,
                   count(*) AS "count!"
            FROM flags f
-           WHERE f.event_time >= $1 AND f.event_time < $2
+           WHERE f.event_time >= $1 AND f.event_time < $2 AND NOT f.shadow_only
            GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $4"#,
         from,
         to,
@@ -89,8 +89,8 @@ pub async fn categories(
     Ok(rows.into_iter().map(|r| (r.category, r.count)).collect())
 }
 
-/// Per rule: the flags it contributed to in the range and their triage verdicts, most
-/// frequent first.
+/// Per rule: the flags it contributed to in the range (a shadow rule's shadow-only rows
+/// included: their verdicts are its precision) and their triage verdicts, most frequent first.
 pub async fn rules(
     db: impl PgExecutor<'_>,
     from: OffsetDateTime,
@@ -163,7 +163,8 @@ pub async fn severities(
 ) -> Result<Vec<(OffsetDateTime, String, i64)>, Error> {
     let rows = sqlx::query!(
         r#"SELECT date_trunc($3, event_time) AS "bucket!", severity, count(*) AS "count!"
-           FROM flags WHERE event_time >= $1 AND event_time < $2 GROUP BY 1, 2 ORDER BY 1, 2"#,
+           FROM flags WHERE event_time >= $1 AND event_time < $2 AND NOT shadow_only
+           GROUP BY 1, 2 ORDER BY 1, 2"#,
         from,
         to,
         bucket

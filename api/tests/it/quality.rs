@@ -222,3 +222,51 @@ async fn an_admin_forces_a_promotion_only_with_a_reason_and_it_is_audited() {
     let (s, _) = promote(&api, "acme.missing", json!({})).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn shadow_only_rows_are_searchable_on_request_and_left_out_of_findings() {
+    let api = Api::new().await;
+    seed_flags(api.pool(), 6).await;
+    // Flags 5 and 6 hold only a shadow rule's hits, as the consumer stores them.
+    sqlx::query("UPDATE flags SET shadow_only = true, score = 0, severity = 'low' WHERE id > 4")
+        .execute(api.pool())
+        .await
+        .unwrap();
+    let ids = |body: &Value| -> Vec<i64> {
+        body["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_i64().unwrap())
+            .collect()
+    };
+    let get = |uri: &'static str| api.as_role(Role::Viewer, "GET", uri, None);
+
+    let (s, body) = get("/api/v1/flags?count=true").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(
+        (ids(&body), body["total"].as_i64()),
+        (vec![4, 3, 2, 1], Some(4))
+    );
+    let (_, body) = get("/api/v1/flags?shadow=only").await;
+    assert_eq!(ids(&body), [6, 5]);
+    assert_eq!(body["flags"][0]["shadow_only"], true);
+    let (_, body) = get("/api/v1/flags?shadow=include&severity=low").await;
+    assert_eq!(ids(&body), [6, 5]);
+    let (s, body) = get("/api/v1/flags?shadow=sometimes").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "shadow");
+
+    // Triage works on them: that is how a shadow rule's precision is measured.
+    triage(&api, &[5], "triaged").await;
+    triage(&api, &[5], "false_positive").await;
+    let (_, body) =
+        get("/api/v1/stats/summary?from=2026-11-21T00:00:00Z&to=2026-11-23T00:00:00Z").await;
+    let severities: i64 = body["by_severity"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(severities, 4, "{body}");
+}

@@ -229,6 +229,70 @@ async fn a_replayed_batch_writes_nothing_twice_not_even_rollups() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shadow_hits_are_stored_for_triage_but_never_score_or_alert() {
+    let db = support::fresh_database().await;
+    let mut rules = Pack::builtin("default").unwrap().rules;
+    rules.push(
+        serde_json::from_value(serde_json::json!({
+            "id": "acme.codename", "name": "Codenames", "severity": "critical", "points": 90,
+            "kind": "keyword", "keywords": ["bluebird"], "mode": "shadow"}))
+        .unwrap(),
+    );
+    let rules = RuleSet::build(rules).unwrap();
+    let storage = Storage {
+        mode: StoreContent::Redacted,
+        keys: None,
+        dead_letter_max_bytes: 1024,
+    };
+    let shadow_prompt = "Draft the bluebird launch memo.";
+    let both = format!("{FLAGGABLE} Also bluebird.");
+    let batch = vec![
+        message(0, &event("shadow", shadow_prompt)),
+        message(1, &event("both", &both)),
+        message(2, &event("clean", CLEAN)),
+        message(3, &event("enforce", FLAGGABLE)),
+    ];
+    let batch = batch::evaluate(&rules, batch, &storage).unwrap();
+    let stored = sink::store_batch(&db.pool, "g", &batch).await.unwrap();
+    assert_eq!((stored.flags, stored.shadow_only), (2, 1));
+
+    let rows: Vec<(String, bool, i16, String, Vec<String>)> = sqlx::query_as(
+        "SELECT event_id, shadow_only, score, severity, categories FROM flags ORDER BY event_id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let (id, shadow_only, score, severity, categories) = &rows[2];
+    assert_eq!(
+        (id.as_str(), *shadow_only, *score, severity.as_str()),
+        ("shadow", true, 0, "low")
+    );
+    assert!(categories.is_empty());
+    // The real flag's score and severity come from the enforce rules alone.
+    assert_eq!((rows[0].0.as_str(), rows[0].1), ("both", false));
+    assert_eq!(rows[1].0, "enforce");
+    assert_eq!((rows[0].2, &rows[0].3), (rows[1].2, &rows[1].3));
+    // Both carry the shadow rule's hit as evidence; only the real flag is alerted on.
+    let hits: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT f.event_id, d.shadow FROM detections d JOIN flags f ON f.id = d.flag_id
+         WHERE d.rule_id = 'acme.codename' ORDER BY 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(hits, [("both".into(), true), ("shadow".into(), true)]);
+    let alerted: Vec<String> = sqlx::query_scalar(
+        "SELECT f.event_id FROM alert_outbox o JOIN flags f ON f.id = o.flag_id ORDER BY 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(alerted, ["both", "enforce"]);
+    assert_eq!(rollup_events(&db.pool).await, (4, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_start_at_the_offsets_stored_in_postgres() {
     let db = support::fresh_database().await;
     let cluster = MockCluster::new(1).expect("mock cluster");
