@@ -139,6 +139,31 @@ pub struct Config {
     #[arg(long, env = "ALERT_POLL_MS", default_value_t = 500)]
     pub alert_poll_ms: u64,
 
+    /// Backtest jobs this consumer runs at once (0: none; another replica may run them).
+    #[arg(long, env = "BACKTEST_WORKERS", default_value_t = 1)]
+    pub backtest_workers: usize,
+
+    /// Most events per second one backtest reads, so live consumption keeps priority.
+    #[arg(long, env = "BACKTEST_MAX_EVENTS_PER_SEC", default_value_t = 20_000)]
+    pub backtest_max_events_per_sec: u32,
+
+    /// Longest a backtest runs before it stops and reports what it scanned, in seconds.
+    #[arg(long, env = "BACKTEST_MAX_SECONDS", default_value_t = 3600)]
+    pub backtest_max_seconds: u64,
+
+    /// Most events one backtest evaluates before it stops and reports what it scanned.
+    #[arg(long, env = "BACKTEST_MAX_EVENTS", default_value_t = 50_000_000)]
+    pub backtest_max_events: u64,
+
+    /// Days a finished backtest's result is kept.
+    #[arg(long, env = "BACKTEST_RETENTION_DAYS", default_value_t = 7)]
+    pub backtest_retention_days: u32,
+
+    /// How long a worker's claim on a job lasts without a checkpoint before another worker
+    /// may take the job over (it resumes from the last checkpoint), in seconds.
+    #[arg(long, env = "BACKTEST_LEASE_SECS", default_value_t = 30)]
+    pub backtest_lease_secs: u64,
+
     /// Log filter: a level (error, warn, info, debug, trace) or tracing directives.
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,

@@ -8,6 +8,7 @@
 //! stored, so a replay after any crash or rebalance writes nothing twice.
 
 pub mod alerts;
+pub mod backtest;
 pub mod batch;
 pub mod config;
 mod error;
@@ -130,6 +131,19 @@ pub async fn run(
         ))
     });
 
+    let stop_backtests = shutdown.child_token();
+    let backtests: Vec<_> = (0..config.backtest_workers)
+        .map(|i| {
+            tokio::spawn(backtest::run(
+                pool.clone(),
+                config.clone(),
+                backtest::Settings::from_config(&config),
+                backtest::worker_name(i),
+                stop_backtests.clone(),
+            ))
+        })
+        .collect();
+
     let consumer = kafka::connect(&config, Arc::clone(&metrics))?;
     kafka::ensure_topic(&consumer, &config.kafka_topic).await?;
     consumer.subscribe(&[&config.kafka_topic])?;
@@ -172,6 +186,11 @@ pub async fn run(
         // stays in the database for the next dispatcher.
         stop_alerting.cancel();
         let _ = alerting.await;
+    }
+    // A job in hand is checkpointed and released for the next worker.
+    stop_backtests.cancel();
+    for worker in backtests {
+        let _ = worker.await;
     }
     stored?;
     fetched?;

@@ -37,6 +37,7 @@
 //! ```
 
 pub mod alert;
+pub mod backtest;
 mod body;
 mod condition;
 pub mod content;

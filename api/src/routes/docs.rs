@@ -9,8 +9,9 @@ use serde_json::{json, Map, Value};
 use super::{endpoints, Response200};
 
 /// Resources whose `{id}` is a number (flags, API keys, deliveries); other ids are names.
-const INTEGER_IDS: [&str; 3] = [
+const INTEGER_IDS: [&str; 4] = [
     "/api/v1/flags/{id}",
+    "/api/v1/rules/backtests/{id}",
     "/api/v1/admin/api-keys/{id}",
     "/api/v1/alerts/deliveries/{id}",
 ];

@@ -6,6 +6,7 @@ mod admin;
 mod alerts;
 mod audit;
 mod auth;
+mod backtests;
 mod deliveries;
 mod destinations;
 mod docs;
@@ -212,6 +213,14 @@ fn table() -> Table {
     .returns::<rules::Templates>()
     .add("POST", "/api/v1/rules/test", Some(Analyst), "Dry-run a draft rule or the active set on sample events", rules::test)
     .takes::<rules::Test>().returns::<rules::TestResult>()
+    .add("POST", "/api/v1/rules/backtests", Some(Analyst), "Backtest draft rules on a past range of the topic (queued; a consumer runs it, never touching live flags or offsets)", backtests::create)
+    .takes::<backtests::NewBacktest>().returns::<backtests::Backtest>()
+    .add("GET", "/api/v1/rules/backtests", Some(Viewer), "Backtests, newest first, without their results", backtests::list)
+    .query::<backtests::ListQuery>().returns::<backtests::Backtests>()
+    .add("GET", "/api/v1/rules/backtests/{id}", Some(Viewer), "A backtest's progress, and its result once done", backtests::get)
+    .returns::<backtests::Backtest>()
+    .add("DELETE", "/api/v1/rules/backtests/{id}", Some(Analyst), "Cancel a queued or running backtest; delete a finished one and its result", backtests::cancel)
+    .returns::<backtests::Cancelled>()
     .add("GET", "/api/v1/rules/{id}", Some(Viewer), "One rule", rules::get)
     .returns::<Document>()
     .add("PUT", "/api/v1/rules/{id}", Some(Admin), "Replace a rule (new version)", rules::replace)

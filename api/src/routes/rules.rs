@@ -31,10 +31,11 @@ const MAX_KEYWORDS_PER_SET: i64 = 50_000;
 const MAX_RULES: i64 = 1_000;
 const MAX_EXCEPTIONS: usize = 1_000;
 const MAX_NAME: usize = 200;
+const RESERVED_IDS: [&str; 3] = ["backtests", "templates", "test"];
 
 /// Parses a rule definition and checks its bounds; the error names what is wrong. Compiling
 /// it is [`compile`]'s job, off the async workers.
-fn validate(definition: Value) -> Result<Rule, Error> {
+pub(super) fn validate(definition: Value) -> Result<Rule, Error> {
     let rule: Rule = serde_json::from_value(definition)
         .map_err(|e| Error::invalid("rule", format!("not a valid rule: {e}")))?;
     let id_ok = !rule.id.is_empty()
@@ -47,6 +48,16 @@ fn validate(definition: Value) -> Result<Rule, Error> {
         return Err(Error::invalid(
             "id",
             "a rule id is 1 to 128 characters of A-Z, a-z, 0-9, '.', '_' and '-'",
+        ));
+    }
+    // Paths under /api/v1/rules/ that are not rules.
+    if RESERVED_IDS.contains(&rule.id.as_str()) {
+        return Err(Error::invalid(
+            "id",
+            format!(
+                "`{}` names an endpoint under /api/v1/rules/; choose another id",
+                rule.id
+            ),
         ));
     }
     input::text("name", &rule.name, MAX_NAME)?;

@@ -5,6 +5,7 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod backtests;
 pub mod deliveries;
 pub mod flags;
 pub mod rules;
