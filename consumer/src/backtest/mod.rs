@@ -2,7 +2,7 @@
 //!
 //! The API queues a job (`POST /api/v1/rules/backtests`); here a worker claims it from
 //! PostgreSQL ([`store::claim`], `FOR UPDATE SKIP LOCKED` with a lease), reads the range
-//! with a client of its own that has no consumer group ([`replay`]), evaluates every event
+//! with a client of its own that joins no consumer group ([`replay`]), evaluates every event
 //! with the active set, the set with the draft applied, and the draft alone
 //! ([`flagstream_rules::backtest`]), and writes only the job's row. Checkpoints store the
 //! read positions and the tally in one statement, so a worker that dies is replaced (the
@@ -10,6 +10,8 @@
 //! throttled to `BACKTEST_MAX_EVENTS_PER_SEC` so live consumption keeps priority.
 
 mod replay;
+
+pub use replay::backtest_group;
 mod store;
 
 use std::sync::Arc;
@@ -33,6 +35,8 @@ use store::{Checkpoint, End, Job};
 
 /// How often a running job stores its progress (and renews its lease).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// Claims of one job before it is failed (each resumes from the last checkpoint).
+const MAX_ATTEMPTS: i32 = 5;
 /// Messages evaluated together off the async workers.
 const CHUNK: usize = 500;
 
@@ -115,16 +119,33 @@ async fn round(
         return Ok(false);
     };
     let id = job.id;
-    tracing::info!(backtest = id, worker, "backtest claimed");
-    let mut run = match Run::start(pool, config, settings, worker, job).await {
-        Ok(run) => run,
+    tracing::info!(
+        backtest = id,
+        worker,
+        attempt = job.attempts,
+        "backtest claimed"
+    );
+    if job.attempts > MAX_ATTEMPTS {
+        let why = format!(
+            "gave up after {MAX_ATTEMPTS} attempts; the last failed: {}",
+            job.note.as_deref().unwrap_or("(no reason recorded)")
+        );
+        store::fail(pool, id, worker, &why, settings.retention_days).await?;
+        return Ok(true);
+    }
+    let ran = match Run::start(pool, config, settings, worker, job).await {
+        Ok(mut run) => run.read(shutdown).await,
         Err(Error::Config(why)) => {
             store::fail(pool, id, worker, &why, settings.retention_days).await?;
             return Ok(true);
         }
-        Err(e) => return Err(e),
+        Err(e) => Err(e),
     };
-    run.read(shutdown).await?;
+    if let Err(e) = ran {
+        // Kept on the job for whoever looks at it; the lease runs out and it is retried.
+        tracing::warn!(backtest = id, error = %e, "backtest attempt failed");
+        store::note(pool, id, worker, &format!("attempt failed: {e}")).await?;
+    }
     Ok(true)
 }
 
@@ -228,10 +249,15 @@ impl<'a> Run<'a> {
             .plan
             .partitions
             .iter()
-            .filter(|s| self.next(s.partition) < s.end)
+            .filter(|s| {
+                let p = self.positions.get(&s.partition);
+                p.map_or(s.start, |p| p.next) < s.end && !p.is_some_and(|p| p.done)
+            })
             .map(|s| s.partition)
             .collect();
         debug_assert_eq!(assigned, pending.len());
+        // Its own handle: a received message borrows the client, not the run.
+        let reader = Arc::clone(&self.reader);
         let started = Instant::now();
         let mut read_here: u64 = 0;
         let mut last_checkpoint = Instant::now();
@@ -256,7 +282,7 @@ impl<'a> Run<'a> {
             let received = tokio::select! {
                 _ = shutdown.cancelled() => break Stop::Shutdown,
                 _ = tokio::time::sleep(wait), if !wait.is_zero() => None,
-                m = tokio::time::timeout(Duration::from_millis(100), self.reader.recv()), if wait.is_zero() => Some(m),
+                m = tokio::time::timeout(Duration::from_millis(100), reader.recv()), if wait.is_zero() => Some(m),
             };
             match received {
                 Some(Ok(Ok(m))) => {
@@ -265,11 +291,19 @@ impl<'a> Run<'a> {
                     let Some(end) = self.end(partition) else {
                         continue;
                     };
-                    if m.offset() < end {
+                    let ms = m.timestamp().to_millis();
+                    // A time range ends at the partition's first message at or after its
+                    // end, as the end offset Kafka would give for it.
+                    let past = self
+                        .window
+                        .is_some_and(|(_, to)| ms.is_some_and(|ms| ms >= to));
+                    if past {
+                        self.partition_done(partition, &mut pending);
+                    } else if m.offset() < end {
                         chunk.push(Read {
                             partition,
                             offset: m.offset(),
-                            ms: m.timestamp().to_millis(),
+                            ms,
                             payload: m.payload().map(|p| {
                                 match p.len() > self.settings.max_event_bytes {
                                     true => Vec::new(),
@@ -279,11 +313,11 @@ impl<'a> Run<'a> {
                         });
                     }
                     if m.offset() + 1 >= end {
-                        pending.retain(|p| *p != partition);
+                        self.partition_done(partition, &mut pending);
                     }
                 }
                 Some(Ok(Err(KafkaError::PartitionEOF(partition)))) => {
-                    pending.retain(|p| *p != partition);
+                    self.partition_done(partition, &mut pending);
                 }
                 Some(Ok(Err(e))) => {
                     tracing::warn!(error = %e, backtest = self.id, "kafka receive failed")
@@ -360,14 +394,9 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    fn next(&self, partition: i32) -> i64 {
-        let start = self
-            .plan
-            .partitions
-            .iter()
-            .find(|s| s.partition == partition)
-            .map_or(0, |s| s.start);
-        self.positions.get(&partition).map_or(start, |p| p.next)
+    fn partition_done(&mut self, partition: i32, pending: &mut Vec<i32>) {
+        pending.retain(|p| *p != partition);
+        self.positions.entry(partition).or_default().done = true;
     }
 
     fn end(&self, partition: i32) -> Option<i64> {
@@ -442,7 +471,7 @@ impl<'a> Run<'a> {
             positions: json(serde_json::to_value(&self.positions))?,
             tally: json(serde_json::to_value(&self.tally))?,
             scanned: i64::try_from(self.tally.events + self.tally.unreadable).unwrap_or(i64::MAX),
-            estimated_total: self.plan.total(),
+            estimated_total: self.plan.estimated_total(),
         })
     }
 
@@ -451,15 +480,15 @@ impl<'a> Run<'a> {
         let mut result = self.tally.report();
         let first = self.positions.values().filter_map(|p| p.first_ms).min();
         let last = self.positions.values().filter_map(|p| p.last_ms).max();
-        // A partition read from the earliest offset it holds cannot show anything older:
-        // if that first message is later than the range's start, so is what was scanned.
+        // Partitions read from the earliest offset they hold cannot show anything older
+        // than their first message: the topic holds nothing before the earliest of those.
         let available_from = self
             .plan
             .partitions
             .iter()
             .filter(|s| s.start == s.low && s.end > s.start)
             .filter_map(|s| self.positions.get(&s.partition).and_then(|p| p.first_ms))
-            .max();
+            .min();
         let requested = self.requested_from.map(millis);
         let complete = match (requested, available_from) {
             (Some(from), Some(held)) => held <= from,

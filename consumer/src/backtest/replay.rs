@@ -1,6 +1,7 @@
-//! Reading a past range of the topic for a backtest: its own Kafka client with no consumer
-//! group, so it cannot commit offsets or take partitions from the live consumers, assigned
-//! to exact offsets found by timestamp (`offsets_for_times`) or counted back from the end.
+//! Reading a past range of the topic for a backtest: its own Kafka client that is assigned
+//! partitions (never subscribed: it joins no group, takes no partition from the live
+//! consumers and commits nothing) at exact offsets found by timestamp (`offsets_for_times`)
+//! or counted back from the end.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,16 +36,28 @@ pub struct Plan {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Span {
     pub partition: i32,
-    /// First offset read, and the offset the range ends before.
+    /// First offset read, and the offset reading stops before at the latest (a time range
+    /// also stops at the first message at or after its end, as Kafka's own end offset
+    /// would).
     pub start: i64,
     pub end: i64,
     /// The earliest offset the topic still held (above 0: retention removed older ones).
     pub low: i64,
+    /// Where the broker says the range ends, for the progress estimate only: a broker may
+    /// answer a timestamp lookup coarsely (earlier than exact), which is safe for the start
+    /// (the timestamp filter drops what is before the range) but would cut the end short.
+    pub estimated_end: i64,
 }
 
 impl Plan {
-    pub fn total(&self) -> i64 {
-        self.partitions.iter().map(|s| s.end - s.start).sum()
+    pub fn estimated_total(&self) -> i64 {
+        self.partitions
+            .iter()
+            .map(|s| match s.estimated_end > s.start {
+                true => s.estimated_end - s.start,
+                false => s.end - s.start,
+            })
+            .sum()
     }
 }
 
@@ -55,13 +68,22 @@ pub type Positions = BTreeMap<i32, Position>;
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Position {
     pub next: i64,
+    /// Read to the end of its part of the range.
+    #[serde(default)]
+    pub done: bool,
     pub first_ms: Option<i64>,
     pub last_ms: Option<i64>,
 }
 
 pub type Reader = StreamConsumer;
 
-/// A client with the live consumer's connection settings (brokers, SASL, TLS) and no group.
+/// The group id the backtest client carries (`<KAFKA_GROUP_ID>-backtest`): librdkafka needs
+/// one, and a broker with ACLs must allow it to describe the topic.
+pub fn backtest_group(live: &str) -> String {
+    format!("{live}-backtest")
+}
+
+/// A client with the live consumer's connection settings (brokers, SASL, TLS).
 pub fn reader(config: &Config) -> Result<Arc<Reader>, Error> {
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", &config.kafka_bootstrap_servers);
@@ -69,7 +91,9 @@ pub fn reader(config: &Config) -> Result<Arc<Reader>, Error> {
         client.set(&option.key, &option.value);
     }
     client
-        .remove("group.id")
+        // librdkafka's assign needs a group id; partitions are assigned, never subscribed,
+        // so the group is never joined, and nothing is ever committed to it.
+        .set("group.id", backtest_group(&config.kafka_group_id))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         // The end of what a partition holds ends its part of the range.
@@ -102,11 +126,12 @@ pub fn plan(reader: &Reader, topic: &str, range: Range) -> Result<Plan, Error> {
             marks
                 .iter()
                 .zip(starts.iter().zip(&ends))
-                .map(|(&(partition, (low, _)), (&start, &end))| Span {
+                .map(|(&(partition, (low, high)), (&start, &end))| Span {
                     partition,
                     start,
-                    end: end.max(start),
+                    end: high,
                     low,
+                    estimated_end: end.max(start),
                 })
                 .collect()
         }
@@ -157,6 +182,7 @@ fn last(marks: &[(i32, (i64, i64))], n: i64) -> Vec<Span> {
                 start: high - share,
                 end: high,
                 low,
+                estimated_end: high,
             }
         })
         .collect();
@@ -178,8 +204,10 @@ pub fn assign(
 ) -> Result<usize, Error> {
     let mut list = TopicPartitionList::new();
     for s in &plan.partitions {
-        let next = positions.get(&s.partition).map_or(s.start, |p| p.next);
-        if next < s.end {
+        let (next, done) = positions
+            .get(&s.partition)
+            .map_or((s.start, false), |p| (p.next, p.done));
+        if next < s.end && !done {
             list.add_partition_offset(topic, s.partition, Offset::Offset(next))?;
         }
     }

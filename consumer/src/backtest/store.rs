@@ -21,6 +21,9 @@ pub struct Job {
     pub plan: Option<Value>,
     pub positions: Option<Value>,
     pub tally: Option<Value>,
+    pub attempts: i32,
+    /// Why the previous attempt stopped, if it failed.
+    pub note: Option<String>,
 }
 
 /// The oldest queued job, or a running one whose worker's lease ran out.
@@ -33,7 +36,8 @@ pub async fn claim(pool: &PgPool, worker: &str, lease: Duration) -> Result<Optio
          WHERE id = (SELECT id FROM backtests
                      WHERE status = 'queued' OR (status = 'running' AND lease_until < now())
                      ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING id, draft, range_from, range_to, last_events, plan, positions, tally",
+         RETURNING id, draft, range_from, range_to, last_events, plan, positions, tally,
+                   attempts, note",
         worker,
         lease.as_secs_f64()
     )
@@ -133,6 +137,19 @@ pub async fn fail(
         worker,
         why,
         i32::try_from(retention_days).unwrap_or(i32::MAX)
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Records why an attempt failed; the job is retried once its lease runs out.
+pub async fn note(pool: &PgPool, id: i64, worker: &str, why: &str) -> Result<(), Error> {
+    sqlx::query!(
+        "UPDATE backtests SET note = $3 WHERE id = $1 AND worker = $2 AND status = 'running'",
+        id,
+        worker,
+        why
     )
     .execute(pool)
     .await?;

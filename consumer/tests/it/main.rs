@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod alerts;
+mod backtest;
 mod e2e;
 mod faults;
 mod monitoring;
