@@ -4,6 +4,7 @@
 mod abuse;
 mod alerts;
 mod auth;
+mod backtests;
 mod deliveries;
 mod destinations;
 mod flags;
