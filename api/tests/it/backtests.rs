@@ -143,7 +143,7 @@ async fn a_bad_draft_or_range_is_refused_naming_the_field_and_queues_nothing() {
         ),
         (
             json!({"rules": [{"id": "acme.bad", "name": "n", "severity": "low", "points": 1,
-                              "kind": "regex", "patterns": ["(unclosed"]}], "last_events": 10}),
+                              "kind": "regex", "pattern": "(unclosed"}], "last_events": 10}),
             "rule",
         ),
         (

@@ -2,7 +2,9 @@
 //! PostgreSQL that are already running, produces a corpus of events as fast as the broker
 //! takes them, and reports events/s from first produce to last commit, the consumer's CPU
 //! time per event (from /proc) and the receipt → commit latency of its batches (from its
-//! own histogram). `scripts/bench-consumer` provisions the services and runs this.
+//! own histogram). With `--backtest-events N`, a last phase measures a backtest replaying N
+//! events while live traffic is ingested at a steady rate. `scripts/bench-consumer`
+//! provisions the services and runs this.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -45,6 +47,16 @@ struct Args {
     batch_size: usize,
     #[arg(long, env = "BENCH_METRICS_PORT", default_value_t = 19464)]
     metrics_port: u16,
+    /// Events in the topic a backtest replays (`<topic>-history`, which must exist and be
+    /// empty); 0 skips the phase.
+    #[arg(long, env = "BENCH_BACKTEST_EVENTS", default_value_t = 0)]
+    backtest_events: u64,
+    /// Live events per second produced while the backtest runs.
+    #[arg(long, env = "BENCH_LIVE_RATE", default_value_t = 5_000)]
+    live_rate: u64,
+    /// The backtest's cap (`BACKTEST_MAX_EVENTS_PER_SEC`).
+    #[arg(long, env = "BACKTEST_MAX_EVENTS_PER_SEC", default_value_t = 20_000)]
+    backtest_rate: u64,
 }
 
 /// The consumer's counters and latency histogram, read from its /metrics.
@@ -173,8 +185,13 @@ struct UnderTest {
 
 impl UnderTest {
     fn start(args: &Args, topic: &str) -> anyhow::Result<UnderTest> {
+        UnderTest::start_with(args, topic, &[])
+    }
+
+    fn start_with(args: &Args, topic: &str, env: &[(&str, String)]) -> anyhow::Result<UnderTest> {
         let key = "YmVuY2htYXJrLW9ubHkta2V5LWZsYWdzdHJlYW0tMzI="; // 32 bytes, benchmark only
         let child = Command::new(&args.consumer_bin)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("DATABASE_URL", &args.database_url)
             .env("KAFKA_BOOTSTRAP_SERVERS", &args.bootstrap_servers)
             .env("KAFKA_TOPIC", topic)
@@ -257,18 +274,32 @@ impl ProducerContext for Deliveries {
     }
 }
 
-/// Produces the corpus as fast as the broker takes it; returns the time it took. A plain
-/// producer without a future per message, so the load tool takes little of the CPU it
-/// shares with what it measures.
+/// Produces the corpus as fast as the broker takes it; returns the time it took.
 fn produce(bootstrap: &str, topic: &str, corpus: &[Vec<u8>]) -> anyhow::Result<Duration> {
+    produce_paced(bootstrap, topic, corpus, None)
+}
+
+/// Produces the payloads, at most `rate` per second if given; returns the time it took. A
+/// plain producer without a future per message, so the load tool takes little of the CPU
+/// it shares with what it measures.
+fn produce_paced<P: AsRef<[u8]>>(
+    bootstrap: &str,
+    topic: &str,
+    payloads: impl IntoIterator<Item = P>,
+    rate: Option<u64>,
+) -> anyhow::Result<Duration> {
     let producer: BaseProducer<Deliveries> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "5")
         .set("batch.size", "1000000")
         .create_with_context(Deliveries::default())?;
     let started = Instant::now();
-    for payload in corpus {
-        let mut record = BaseRecord::<(), [u8]>::to(topic).payload(payload);
+    for (i, payload) in payloads.into_iter().enumerate() {
+        if let Some(rate) = rate {
+            let due = Duration::from_secs_f64(i as f64 / rate.max(1) as f64);
+            std::thread::sleep(due.saturating_sub(started.elapsed()));
+        }
+        let mut record = BaseRecord::<(), [u8]>::to(topic).payload(payload.as_ref());
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -413,6 +444,142 @@ async fn main() -> anyhow::Result<()> {
         "broker alone             {drained:.0} events/s to a consumer that does nothing, \
          {:.2} µs CPU/event in its Kafka client",
         cpu * 1e6 / n as f64
+    );
+    if args.backtest_events > 0 {
+        backtest_during_live(&args, &http).await?;
+    }
+    Ok(())
+}
+
+/// A draft the backtest tries: a keyword rule and a regex rule, new to the active set.
+fn draft() -> serde_json::Value {
+    serde_json::json!({"rules": [
+        {"id": "bench.codenames", "name": "Codenames", "severity": "high", "points": 40,
+         "kind": "keyword", "keywords": ["falcon", "osprey", "bluebird", "kestrel"]},
+        {"id": "bench.tickets", "name": "Ticket ids", "severity": "low", "points": 10,
+         "kind": "regex", "pattern": "\\bOPS-[0-9]{4,6}\\b"}
+    ], "replaces": []})
+}
+
+/// The topic holds `backtest_events` events already consumed; a consumer ingests live
+/// events at `live_rate` while its backtest worker replays the old ones. Reports the
+/// backtest's rate and the live ingest's latency and CPU meanwhile.
+async fn backtest_during_live(args: &Args, http: &reqwest::Client) -> anyhow::Result<()> {
+    let topic = format!("{}-history", args.topic);
+    let n = args.backtest_events;
+    let mut generator = TrafficGenerator::new(7, args.flag_ratio, 0.001);
+    generator.event_bytes = args.event_bytes;
+    let from = time::OffsetDateTime::now_utc() - Duration::from_secs(1);
+    let (servers, t) = (args.bootstrap_servers.clone(), topic.clone());
+    let produced = tokio::task::spawn_blocking(move || {
+        produce_paced(
+            &servers,
+            &t,
+            (0..n).map(|_| generator.next_event().payload),
+            None,
+        )
+    })
+    .await??;
+    let to = time::OffsetDateTime::now_utc() + Duration::from_millis(1);
+    println!(
+        "backtest history         {n} events produced at {:.0} events/s",
+        n as f64 / produced.as_secs_f64()
+    );
+
+    // A new group starting at the end: the history counts as already consumed.
+    let env = [
+        ("KAFKA_AUTO_OFFSET_RESET", "latest".to_owned()),
+        (
+            "BACKTEST_MAX_EVENTS_PER_SEC",
+            args.backtest_rate.to_string(),
+        ),
+    ];
+    let consumer = UnderTest::start_with(args, &topic, &env)?;
+    consumer.assigned(http).await?;
+    let db = sqlx::PgPool::connect(&args.database_url).await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO backtests (created_by, draft, range_from, range_to)
+         VALUES ('bench', $1, $2, $3) RETURNING id",
+    )
+    .bind(draft())
+    .bind(from)
+    .bind(to)
+    .fetch_one(&db)
+    .await?;
+    let pid = consumer.child.id();
+    let cpu_before = cpu_seconds(pid)?;
+    let started = Instant::now();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let live = {
+        let (servers, t, stop) = (
+            args.bootstrap_servers.clone(),
+            topic.clone(),
+            Arc::clone(&stop),
+        );
+        let mut generator = TrafficGenerator::new(8, args.flag_ratio, 0.001);
+        generator.event_bytes = args.event_bytes;
+        let rate = args.live_rate;
+        tokio::task::spawn_blocking(move || {
+            let mut sent = 0u64;
+            let payloads = std::iter::from_fn(|| {
+                (!stop.load(Ordering::Relaxed)).then(|| {
+                    sent += 1;
+                    generator.next_event().payload
+                })
+            });
+            produce_paced(&servers, &t, payloads, Some(rate)).map(|_| sent)
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    let (seconds, scanned, result): (f64, i64, serde_json::Value) = loop {
+        let row: (
+            String,
+            Option<f64>,
+            i64,
+            Option<serde_json::Value>,
+            Option<String>,
+        ) = sqlx::query_as(
+            "SELECT status, extract(epoch FROM finished_at - started_at)::float8, scanned,
+                        result, note FROM backtests WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&db)
+        .await?;
+        match row {
+            (s, Some(secs), scanned, Some(result), _) if s == "done" => {
+                break (secs, scanned, result)
+            }
+            (s, _, _, _, note) if s == "failed" => bail!("the backtest failed: {note:?}"),
+            _ if Instant::now() > deadline => bail!("the backtest did not finish within an hour"),
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    stop.store(true, Ordering::Relaxed);
+    let sent = live.await??;
+    let last = consumer.stored(http, sent).await?;
+    let (elapsed, cpu) = (started.elapsed(), cpu_seconds(pid)? - cpu_before);
+    consumer.stop();
+    println!(
+        "backtest                 {scanned} events in {seconds:.1} s: {:.0} events/s \
+         (cap {}), {} matching, {} new flags; draft rules {:.2} µs/event",
+        scanned as f64 / seconds,
+        args.backtest_rate,
+        result["matching_events"],
+        result["new_flags"],
+        result["cost"]["draft_ns_per_event"].as_f64().unwrap_or(0.0) / 1e3
+    );
+    if scanned as u64 != n {
+        bail!("the backtest scanned {scanned} of {n} events");
+    }
+    report(
+        &format!(
+            "live at {} events/s while the backtest runs",
+            args.live_rate
+        ),
+        sent,
+        elapsed,
+        cpu,
+        &last,
     );
     Ok(())
 }

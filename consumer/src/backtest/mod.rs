@@ -448,13 +448,13 @@ impl<'a> Run<'a> {
                 let timer = std::time::Instant::now();
                 let draft = sets.draft.evaluate(&event);
                 tally.draft_nanos += timer.elapsed().as_nanos() as u64;
-                let active = sets.active.evaluate(&event).flagged;
-                let proposed = sets.proposed.evaluate(&event).flagged;
+                let active = sets.active.evaluate(&event);
+                let proposed = sets.proposed_flags(&event, &active, &draft);
                 let at = At {
                     partition: r.partition,
                     offset: r.offset,
                 };
-                tally.add(&event, at, &draft, active, proposed);
+                tally.add(&event, at, &draft, active.flagged, proposed);
             }
             tally
         })
