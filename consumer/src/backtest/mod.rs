@@ -20,7 +20,6 @@ use std::time::Duration;
 use flagstream_rules::backtest::{At, Draft, Sets, Tally};
 use flagstream_rules::{Event, Origin};
 use rdkafka::consumer::Consumer;
-use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -288,7 +287,9 @@ impl<'a> Run<'a> {
                 Some(Ok(Ok(m))) => {
                     read_here += 1;
                     let partition = m.partition();
-                    let Some(end) = self.end(partition) else {
+                    // Fetched before its partition was paused: past its part of the range.
+                    let Some(end) = self.end(partition).filter(|_| pending.contains(&partition))
+                    else {
                         continue;
                     };
                     let ms = m.timestamp().to_millis();
@@ -316,13 +317,23 @@ impl<'a> Run<'a> {
                         self.partition_done(partition, &mut pending);
                     }
                 }
-                Some(Ok(Err(KafkaError::PartitionEOF(partition)))) => {
-                    self.partition_done(partition, &mut pending);
-                }
                 Some(Ok(Err(e))) => {
                     tracing::warn!(error = %e, backtest = self.id, "kafka receive failed")
                 }
-                Some(Err(_)) | None => {}
+                // Idle: a partition whose last offsets hold no message (transaction markers,
+                // compaction) is at its end once the client's position is.
+                Some(Err(_)) => {
+                    for partition in pending.clone() {
+                        let at = replay::position(&reader, &self.settings.topic, partition);
+                        if at
+                            .zip(self.end(partition))
+                            .is_some_and(|(at, end)| at >= end)
+                        {
+                            self.partition_done(partition, &mut pending);
+                        }
+                    }
+                }
+                None => {}
             }
             if chunk.len() >= CHUNK || (!chunk.is_empty() && pending.is_empty()) {
                 self.evaluate(std::mem::take(&mut chunk)).await?;
@@ -395,8 +406,14 @@ impl<'a> Run<'a> {
     }
 
     fn partition_done(&mut self, partition: i32, pending: &mut Vec<i32>) {
+        if !pending.contains(&partition) {
+            return;
+        }
         pending.retain(|p| *p != partition);
         self.positions.entry(partition).or_default().done = true;
+        if let Err(e) = replay::pause(&self.reader, &self.settings.topic, partition) {
+            tracing::warn!(error = %e, backtest = self.id, partition, "cannot pause a partition read to its end");
+        }
     }
 
     fn end(&self, partition: i32) -> Option<i64> {

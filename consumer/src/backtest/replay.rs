@@ -96,8 +96,9 @@ pub fn reader(config: &Config) -> Result<Arc<Reader>, Error> {
         .set("group.id", backtest_group(&config.kafka_group_id))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        // The end of what a partition holds ends its part of the range.
-        .set("enable.partition.eof", "true")
+        // The range's end offsets were taken when it was planned; EOF events would only
+        // be logged as errors by the client.
+        .set("enable.partition.eof", "false")
         // Past the earliest offset held (retention ran during the backtest): go on from
         // there, and the scanned range says so.
         .set("auto.offset.reset", "earliest")
@@ -193,6 +194,24 @@ fn last(marks: &[(i32, (i64, i64))], n: i64) -> Vec<Span> {
         left -= more;
     }
     spans
+}
+
+/// Stops fetching a partition whose part of the range is read (the live traffic after it
+/// would otherwise be fetched and thrown away, and count against the rate cap).
+pub fn pause(reader: &Reader, topic: &str, partition: i32) -> Result<(), Error> {
+    let mut list = TopicPartitionList::new();
+    list.add_partition(topic, partition);
+    reader.pause(&list)?;
+    Ok(())
+}
+
+/// The next offset the client will hand out for `partition`, if it knows one.
+pub fn position(reader: &Reader, topic: &str, partition: i32) -> Option<i64> {
+    let positions = reader.position().ok()?;
+    match positions.find_partition(topic, partition)?.offset() {
+        Offset::Offset(o) => Some(o),
+        _ => None,
+    }
 }
 
 /// Assigns the partitions not read to their end yet, at their next offsets.
