@@ -177,6 +177,10 @@ fn drain_rate(bootstrap: &str, topic: &str, events: u64) -> anyhow::Result<f64> 
     Ok(events as f64 / elapsed.as_secs_f64())
 }
 
+fn group_of(topic: &str) -> String {
+    format!("bench-{}-{topic}", std::process::id())
+}
+
 /// The consumer under test, started against the given topic in a group of its own.
 struct UnderTest {
     child: Child,
@@ -195,10 +199,7 @@ impl UnderTest {
             .env("DATABASE_URL", &args.database_url)
             .env("KAFKA_BOOTSTRAP_SERVERS", &args.bootstrap_servers)
             .env("KAFKA_TOPIC", topic)
-            .env(
-                "KAFKA_GROUP_ID",
-                format!("bench-{}-{topic}", std::process::id()),
-            )
+            .env("KAFKA_GROUP_ID", group_of(topic))
             .env("BATCH_SIZE", args.batch_size.to_string())
             .env("METRICS_ADDR", format!("127.0.0.1:{}", args.metrics_port))
             .env("ENCRYPTION_KEY", key)
@@ -451,14 +452,56 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A draft the backtest tries: a keyword rule and a regex rule, new to the active set.
+/// A draft the backtest tries: a keyword rule and a regex rule, new to the active set, that
+/// match some of the generated tasks.
 fn draft() -> serde_json::Value {
     serde_json::json!({"rules": [
-        {"id": "bench.codenames", "name": "Codenames", "severity": "high", "points": 40,
-         "kind": "keyword", "keywords": ["falcon", "osprey", "bluebird", "kestrel"]},
-        {"id": "bench.tickets", "name": "Ticket ids", "severity": "low", "points": 10,
-         "kind": "regex", "pattern": "\\bOPS-[0-9]{4,6}\\b"}
+        {"id": "bench.topics", "name": "Watched topics", "severity": "high", "points": 40,
+         "kind": "keyword", "keywords": ["invoice", "lisbon", "backpack"]},
+        {"id": "bench.durations", "name": "ISO durations", "severity": "low", "points": 10,
+         "kind": "regex", "pattern": "P[0-9]+DT[0-9]+H"}
     ], "replaces": []})
+}
+
+/// Makes the group `group` start at the current end of `topic`: the consumer assigns its
+/// partitions at the offsets PostgreSQL holds for it.
+async fn start_at_end(
+    args: &Args,
+    db: &sqlx::PgPool,
+    group: &str,
+    topic: &str,
+) -> anyhow::Result<()> {
+    let (servers, t) = (args.bootstrap_servers.clone(), topic.to_owned());
+    let ends = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<(i32, i64)>> {
+        let client: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &servers)
+            .create()?;
+        let metadata = client.fetch_metadata(Some(&t), Duration::from_secs(10))?;
+        let partitions = metadata
+            .topics()
+            .first()
+            .map(|m| m.partitions().len())
+            .unwrap_or(0);
+        (0..partitions as i32)
+            .map(|p| {
+                Ok((
+                    p,
+                    client.fetch_watermarks(&t, p, Duration::from_secs(10))?.1,
+                ))
+            })
+            .collect()
+    })
+    .await??;
+    for (partition, end) in ends {
+        sqlx::query("INSERT INTO consumer_offsets (group_id, topic, partition, next_offset) VALUES ($1, $2, $3, $4)")
+            .bind(group)
+            .bind(topic)
+            .bind(partition)
+            .bind(end)
+            .execute(db)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The topic holds `backtest_events` events already consumed; a consumer ingests live
@@ -486,17 +529,15 @@ async fn backtest_during_live(args: &Args, http: &reqwest::Client) -> anyhow::Re
         n as f64 / produced.as_secs_f64()
     );
 
-    // A new group starting at the end: the history counts as already consumed.
-    let env = [
-        ("KAFKA_AUTO_OFFSET_RESET", "latest".to_owned()),
-        (
-            "BACKTEST_MAX_EVENTS_PER_SEC",
-            args.backtest_rate.to_string(),
-        ),
-    ];
+    // The history counts as already consumed: the group starts at the end.
+    let db = sqlx::PgPool::connect(&args.database_url).await?;
+    start_at_end(args, &db, &group_of(&topic), &topic).await?;
+    let env = [(
+        "BACKTEST_MAX_EVENTS_PER_SEC",
+        args.backtest_rate.to_string(),
+    )];
     let consumer = UnderTest::start_with(args, &topic, &env)?;
     consumer.assigned(http).await?;
-    let db = sqlx::PgPool::connect(&args.database_url).await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO backtests (created_by, draft, range_from, range_to)
          VALUES ('bench', $1, $2, $3) RETURNING id",

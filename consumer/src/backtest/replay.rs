@@ -102,7 +102,10 @@ pub fn reader(config: &Config) -> Result<Arc<Reader>, Error> {
         // Past the earliest offset held (retention ran during the backtest): go on from
         // there, and the scanned range says so.
         .set("auto.offset.reset", "earliest")
-        .set("queued.max.messages.kbytes", "8192");
+        .set("queued.max.messages.kbytes", "8192")
+        // As for the live consumer: librdkafka's 1 s default pause once its prefetch queue
+        // was full held a backtest to a fifth of its speed.
+        .set("fetch.queue.backoff.ms", "20");
     Ok(Arc::new(client.create()?))
 }
 
