@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use clap::Parser;
 use flagstream_consumer::backtest::{self, Settings};
 use flagstream_consumer::Config;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -14,35 +13,12 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::procs::start_tansu;
-use crate::support::{self, committed, count, eventually, unique};
+use crate::support::{self, committed, config, count, eventually, unique};
 
 const WITHIN: Duration = Duration::from_secs(90);
 /// 2026-12-01T00:00:00Z: the backtested range is the hour after it.
 const T0: i64 = 1_796_083_200_000;
 const HOUR: i64 = 3_600_000;
-
-fn config(db: &str, bootstrap: &str, topic: &str, group: &str) -> Config {
-    Config::try_parse_from([
-        "flagstream-consumer",
-        "--database-url",
-        db,
-        "--kafka-bootstrap-servers",
-        bootstrap,
-        "--kafka-topic",
-        topic,
-        "--kafka-group-id",
-        group,
-        "--batch-timeout-ms",
-        "50",
-        "--metrics-addr",
-        "127.0.0.1:0",
-        "--encryption-key",
-        support::TEST_KEY,
-        "--alerts-enabled",
-        "false",
-    ])
-    .expect("valid config")
-}
 
 fn settings(config: &Config, max_rate: u32) -> Settings {
     Settings {

@@ -2,43 +2,20 @@
 
 use std::time::Duration;
 
-use clap::Parser;
 use flagstream_consumer::batch::{self, Message, Storage};
 use flagstream_consumer::config::StoreContent;
-use flagstream_consumer::{sink, Config, Error};
+use flagstream_consumer::{sink, Error};
 use flagstream_rules::content::Keyring;
 use flagstream_rules::{Pack, RuleSet};
 use rdkafka::mocking::MockCluster;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{self, committed, count, event, unique, wait_for_rows, CLEAN, FLAGGABLE};
+use crate::support::{
+    self, committed, config, count, event, unique, wait_for_rows, CLEAN, FLAGGABLE,
+};
 
 const WITHIN: Duration = Duration::from_secs(60);
-
-fn config(db: &str, bootstrap: &str, topic: &str, group: &str) -> Config {
-    Config::try_parse_from([
-        "flagstream-consumer",
-        "--database-url",
-        db,
-        "--kafka-bootstrap-servers",
-        bootstrap,
-        "--kafka-topic",
-        topic,
-        "--kafka-group-id",
-        group,
-        "--batch-timeout-ms",
-        "50",
-        "--metrics-addr",
-        "127.0.0.1:0",
-        "--encryption-key",
-        support::TEST_KEY,
-        // The mock cluster keeps a departed member until its session times out.
-        "--kafka-option",
-        "session.timeout.ms=6000,heartbeat.interval.ms=500",
-    ])
-    .expect("valid config")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stores_flaggable_events_dead_letters_malformed_ones_and_commits_after_storing() {

@@ -4,6 +4,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use clap::Parser as _;
+use flagstream_consumer::Config;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -119,4 +121,29 @@ pub async fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i3
             _ => -1,
         })
         .collect()
+}
+
+/// The consumer's settings for a test against `bootstrap`'s `topic`, as group `group`.
+pub fn config(db: &str, bootstrap: &str, topic: &str, group: &str) -> Config {
+    Config::try_parse_from([
+        "flagstream-consumer",
+        "--database-url",
+        db,
+        "--kafka-bootstrap-servers",
+        bootstrap,
+        "--kafka-topic",
+        topic,
+        "--kafka-group-id",
+        group,
+        "--batch-timeout-ms",
+        "50",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--encryption-key",
+        TEST_KEY,
+        // The mock cluster keeps a departed member until its session times out.
+        "--kafka-option",
+        "session.timeout.ms=6000,heartbeat.interval.ms=500",
+    ])
+    .expect("valid config")
 }
