@@ -252,6 +252,8 @@ async fn webhook_alerts_are_signed_keyed_and_carry_evidence_but_no_content() {
         "the signature verifies"
     );
     let body = request.json();
+    // The receiver has the request before the dispatcher records its answer.
+    wait_until_sent(&db.pool, 1).await;
     let (key, status, attempts, flag_ids, _) = deliveries(&db.pool).await.remove(0);
     assert_eq!(request.header("idempotency-key"), key);
     assert_eq!(body["delivery"], key.as_str());
